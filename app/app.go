@@ -1,0 +1,236 @@
+// Package app wires promemoria together: the embedded or external NATS
+// server, the worker and the HTTP endpoints. main parses flags into a
+// config.Config and calls Run; tests call Start to run the whole service in
+// process.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+
+	"github.com/promemoria/promemoria/config"
+	"github.com/promemoria/promemoria/contribution"
+	"github.com/promemoria/promemoria/events"
+	"github.com/promemoria/promemoria/gap"
+	"github.com/promemoria/promemoria/natsserver"
+	"github.com/promemoria/promemoria/worker"
+)
+
+// Version is set at build time with -ldflags "-X .../app.Version=…".
+var Version = "dev"
+
+// App is a running promemoria.
+type App struct {
+	cfg    *config.Config
+	log    zerolog.Logger
+	server *natsserver.Server
+	nc     *nats.Conn
+	worker *worker.Worker
+	http   *http.Server
+	httpLn net.Listener
+	done   chan error
+	cancel context.CancelFunc
+}
+
+// Options are what tests may override beyond the config.
+type Options struct {
+	// Now is the worker's clock (default time.Now).
+	Now func() time.Time
+	// Name names this replica in logs.
+	Name string
+}
+
+// Run runs promemoria until ctx is cancelled, then shuts down cleanly.
+func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
+	a, err := Start(ctx, cfg, log, Options{})
+	if err != nil {
+		return err
+	}
+	return a.Wait()
+}
+
+// Start starts promemoria and returns once its worker consumes. Stop it by
+// cancelling ctx (then Wait) or with Stop.
+func Start(ctx context.Context, cfg *config.Config, log zerolog.Logger, o Options) (a *App, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	a = &App{cfg: cfg, log: log, done: make(chan error, 1), cancel: cancel}
+	defer func() {
+		if err != nil {
+			cancel()
+			a.close()
+		}
+	}()
+	if cfg.NATSURL == "" {
+		a.server, err = natsserver.Start(natsserver.Options{
+			Listen: cfg.Listen, DataDir: cfg.DataDir, ConfigFile: cfg.EmbeddedConfig,
+			MaxMemory: cfg.JetStreamMaxMemory, MaxStore: cfg.JetStreamMaxStore, SyncAlways: cfg.SyncAlways,
+			ServerName: "promemoria",
+		})
+		if err != nil {
+			return nil, err
+		}
+		log.Info().Str("url", a.server.ClientURL()).Str("data_dir", cfg.DataDir).Bool("sync_always", cfg.SyncAlways).Msg("embedded NATS server started")
+	}
+	a.nc, err = a.connect()
+	if err != nil {
+		return nil, err
+	}
+	subjects, err := events.NewSubjects(cfg.SubjectPrefix)
+	if err != nil {
+		return nil, err
+	}
+	table := contribution.DefaultTable()
+	limits := events.DefaultLimits()
+	limits.MaxBytes = cfg.MaxEventBytes
+	pctx, pcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer pcancel()
+	a.worker, err = worker.New(pctx, a.nc, worker.Options{
+		Subjects: subjects,
+		Policy: gap.Policy{
+			Settle: cfg.Settle, RepeatInterval: cfg.RepeatInterval, EscalateBefore: cfg.EscalateBefore, Tolerance: time.Second,
+		},
+		DefaultCIGService: cfg.DefaultCIGService, ContributionService: cfg.ContributionService,
+		Services: cfg.Services, Concurrency: cfg.Concurrency, MaxAttempts: cfg.MaxAttempts,
+		DedupWindow: cfg.DedupWindow, SweepGrace: cfg.SweepGrace, Replicas: cfg.Replicas,
+		Limits: limits, Now: o.Now, Logger: log, Name: o.Name,
+		Owed: func(base int64, at time.Time) int64 { v, _ := table.Owed(base, at); return v },
+	})
+	if err != nil {
+		return nil, err
+	}
+	if cfg.HTTPListen != "" {
+		if err := a.startHTTP(); err != nil {
+			return nil, err
+		}
+	}
+	started := make(chan struct{})
+	go func() {
+		go func() {
+			for !a.worker.Ready() && ctx.Err() == nil {
+				time.Sleep(5 * time.Millisecond)
+			}
+			close(started)
+		}()
+		err := a.worker.Run(ctx)
+		a.close()
+		a.done <- err
+	}()
+	select {
+	case <-started:
+	case <-time.After(30 * time.Second):
+		return nil, errors.New("worker did not start within 30s")
+	}
+	return a, nil
+}
+
+// Wait blocks until the app has stopped and returns why.
+func (a *App) Wait() error { return <-a.done }
+
+// Stop stops the app and waits for it.
+func (a *App) Stop() error {
+	a.cancel()
+	return a.Wait()
+}
+
+// ClientURL returns the URL clients use to reach the NATS server.
+func (a *App) ClientURL() string {
+	if a.server != nil {
+		return a.server.ClientURL()
+	}
+	return a.nc.ConnectedUrlRedacted()
+}
+
+// Worker returns the app's worker.
+func (a *App) Worker() *worker.Worker { return a.worker }
+
+// HTTPAddr returns the address the HTTP endpoints listen on, or "".
+func (a *App) HTTPAddr() string {
+	if a.httpLn == nil {
+		return ""
+	}
+	return a.httpLn.Addr().String()
+}
+
+func (a *App) close() {
+	if a.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = a.http.Shutdown(ctx)
+		cancel()
+	}
+	if a.nc != nil {
+		_ = a.nc.Drain()
+		for i := 0; i < 500 && !a.nc.IsClosed(); i++ {
+			time.Sleep(10 * time.Millisecond)
+		}
+		a.nc.Close()
+	}
+	if a.server != nil {
+		a.server.Stop()
+		a.log.Info().Msg("embedded NATS server stopped")
+	}
+}
+
+func (a *App) connect() (*nats.Conn, error) {
+	cfg := a.cfg
+	opts := []nats.Option{
+		nats.Name("promemoria"),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.RetryOnFailedConnect(false),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			a.log.Warn().Err(err).Msg("NATS disconnected")
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			a.log.Info().Str("url", nc.ConnectedUrlRedacted()).Msg("NATS reconnected")
+		}),
+	}
+	url := cfg.NATSURL
+	if a.server != nil {
+		opts = append(opts, nats.InProcessServer(a.server.Server))
+		url = ""
+	}
+	auth, err := authOptions(cfg)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, auth...)
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS %s: %w", config.RedactURL(url), err)
+	}
+	return nc, nil
+}
+
+func authOptions(cfg *config.Config) ([]nats.Option, error) {
+	var opts []nats.Option
+	if cfg.NATSUser != "" {
+		opts = append(opts, nats.UserInfo(cfg.NATSUser, cfg.NATSPassword))
+	}
+	if cfg.NATSToken != "" {
+		opts = append(opts, nats.Token(cfg.NATSToken))
+	}
+	if cfg.NATSCreds != "" {
+		opts = append(opts, nats.UserCredentials(cfg.NATSCreds))
+	}
+	if cfg.NATSNKey != "" {
+		o, err := nats.NkeyOptionFromSeed(cfg.NATSNKey)
+		if err != nil {
+			return nil, fmt.Errorf("config nats_nkey %s: %w", cfg.NATSNKey, err)
+		}
+		opts = append(opts, o)
+	}
+	if cfg.NATSCA != "" {
+		opts = append(opts, nats.RootCAs(cfg.NATSCA))
+	}
+	if cfg.NATSCert != "" {
+		opts = append(opts, nats.ClientCert(cfg.NATSCert, cfg.NATSKey))
+	}
+	return opts, nil
+}

@@ -1,0 +1,444 @@
+// Package config turns flags, environment variables and an optional YAML
+// file into promemoria's settings. Precedence is flag > environment > file >
+// default, every setting has all three spellings (--repeat-interval,
+// PROMEMORIA_REPEAT_INTERVAL, repeat_interval), and a bad value stops
+// start-up with an error that names the setting and says what to write.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the effective configuration of the service.
+type Config struct {
+	NATSURL             string
+	Listen              string
+	DataDir             string
+	EmbeddedConfig      string
+	JetStreamMaxMemory  int64
+	JetStreamMaxStore   int64
+	SyncAlways          bool
+	SubjectPrefix       string
+	Settle              time.Duration
+	RepeatInterval      time.Duration
+	EscalateBefore      time.Duration
+	SweepGrace          time.Duration
+	DefaultCIGService   string
+	ContributionService string
+	Services            []string
+	Concurrency         int
+	MaxAttempts         int
+	DedupWindow         time.Duration
+	Replicas            int
+	MaxEventBytes       int
+	HTTPListen          string
+	LogLevel            string
+	LogFormat           string
+	NATSUser            string
+	NATSPassword        string
+	NATSToken           string
+	NATSCreds           string
+	NATSNKey            string
+	NATSCA              string
+	NATSCert            string
+	NATSKey             string
+	DrainTimeout        time.Duration
+
+	// File is the configuration file read, if any.
+	File string
+	// PrintConfig asks serve to print the effective config and exit.
+	PrintConfig bool
+}
+
+// Setting describes one configuration key.
+type Setting struct {
+	// Name is the key as written in the file: snake_case.
+	Name   string
+	Help   string
+	Def    string
+	Secret bool
+	set    func(c *Config, v string) error
+	get    func(c *Config) string
+}
+
+// Flag returns the setting's flag name.
+func (s Setting) Flag() string { return strings.ReplaceAll(s.Name, "_", "-") }
+
+// Env returns the setting's environment variable.
+func (s Setting) Env() string { return "PROMEMORIA_" + strings.ToUpper(s.Name) }
+
+var serviceRe = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
+
+func str(p func(*Config) *string) (func(*Config, string) error, func(*Config) string) {
+	return func(c *Config, v string) error { *p(c) = v; return nil }, func(c *Config) string { return *p(c) }
+}
+
+func dur(min time.Duration, p func(*Config) *time.Duration) (func(*Config, string) error, func(*Config) string) {
+	return func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return fmt.Errorf("%q is not a duration: write it like 90s, 5m, 24h", v)
+			}
+			if d < min {
+				return fmt.Errorf("%s is too short: the minimum is %s", d, min)
+			}
+			*p(c) = d
+			return nil
+		}, func(c *Config) string {
+			return p(c).String()
+		}
+}
+
+func integer(min, max int64, p func(*Config) *int64) (func(*Config, string) error, func(*Config) string) {
+	return func(c *Config, v string) error {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return fmt.Errorf("%q is not a whole number", v)
+			}
+			if n < min || n > max {
+				return fmt.Errorf("%d is out of range: want %d to %d", n, min, max)
+			}
+			*p(c) = n
+			return nil
+		}, func(c *Config) string {
+			return strconv.FormatInt(*p(c), 10)
+		}
+}
+
+func boolean(p func(*Config) *bool) (func(*Config, string) error, func(*Config) string) {
+	return func(c *Config, v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("%q is not true or false", v)
+			}
+			*p(c) = b
+			return nil
+		}, func(c *Config) string {
+			return strconv.FormatBool(*p(c))
+		}
+}
+
+func service(p func(*Config) *string) (func(*Config, string) error, func(*Config) string) {
+	return func(c *Config, v string) error {
+		if !serviceRe.MatchString(v) {
+			return fmt.Errorf("%q is not a service name: lower-case letters, digits, _ and -, like pcp or smartcig", v)
+		}
+		*p(c) = v
+		return nil
+	}, func(c *Config) string { return *p(c) }
+}
+
+func hostPort(empty bool, p func(*Config) *string) (func(*Config, string) error, func(*Config) string) {
+	return func(c *Config, v string) error {
+		if v == "" && empty {
+			*p(c) = v
+			return nil
+		}
+		if _, port, err := net.SplitHostPort(v); err != nil {
+			return fmt.Errorf("%q is not host:port, like 127.0.0.1:4222", v)
+		} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			return fmt.Errorf("%q has a bad port", v)
+		}
+		*p(c) = v
+		return nil
+	}, func(c *Config) string { return *p(c) }
+}
+
+func mk(name, def, help string, secret bool, f func(*Config, string) error, g func(*Config) string) Setting {
+	return Setting{Name: name, Def: def, Help: help, Secret: secret, set: f, get: g}
+}
+
+// Settings returns every setting, in the order --help lists them.
+func Settings() []Setting {
+	var s []Setting
+	add := func(name, def, help string, secret bool, f func(*Config, string) error, g func(*Config) string) {
+		s = append(s, mk(name, def, help, secret, f, g))
+	}
+	f, g := str(func(c *Config) *string { return &c.NATSURL })
+	setURL := f
+	add("nats_url", "", "NATS server URL(s), comma-separated; empty runs an embedded server (also NATS_URL)", true, func(c *Config, v string) error {
+		for _, u := range strings.Split(v, ",") {
+			if u = strings.TrimSpace(u); u != "" && !strings.Contains(u, "://") && !strings.Contains(u, ":") {
+				return fmt.Errorf("%q is not a NATS URL: write it like nats://host:4222", u)
+			}
+		}
+		return setURL(c, v)
+	}, g)
+	f, g = hostPort(true, func(c *Config) *string { return &c.Listen })
+	add("listen", "127.0.0.1:4222", "client address of the embedded NATS server; empty: in-process only", false, f, g)
+	f, g = str(func(c *Config) *string { return &c.DataDir })
+	setDir := f
+	add("data_dir", "./promemoria-data", "where the embedded server keeps JetStream data", false, func(c *Config, v string) error {
+		if strings.TrimSpace(v) == "" {
+			return errors.New("must not be empty: give a directory, like /var/lib/promemoria")
+		}
+		return setDir(c, v)
+	}, g)
+	f, g = str(func(c *Config) *string { return &c.EmbeddedConfig })
+	add("embedded_config", "", "nats-server configuration file for the embedded server (auth, TLS)", false, f, g)
+	f, g = integer(-1, 1<<50, func(c *Config) *int64 { return &c.JetStreamMaxMemory })
+	add("jetstream_max_memory", "268435456", "embedded JetStream memory limit in bytes", false, f, g)
+	f, g = integer(-1, 1<<60, func(c *Config) *int64 { return &c.JetStreamMaxStore })
+	add("jetstream_max_store", "10737418240", "embedded JetStream file storage limit in bytes", false, f, g)
+	f, g = boolean(func(c *Config) *bool { return &c.SyncAlways })
+	add("sync_always", "false", "embedded server fsyncs every write (slower, survives power loss)", false, f, g)
+	f, g = str(func(c *Config) *string { return &c.SubjectPrefix })
+	setPrefix := f
+	add("subject_prefix", "procurement", "first tokens of every subject", false, func(c *Config, v string) error {
+		if !regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`).MatchString(v) {
+			return fmt.Errorf("%q is not a subject prefix: dot-separated tokens of letters, digits, _ and -", v)
+		}
+		return setPrefix(c, v)
+	}, g)
+	f, g = dur(0, func(c *Config) *time.Duration { return &c.Settle })
+	add("settle", "5m", "how long a service must stay up before its gaps are reminded", false, f, g)
+	f, g = dur(time.Second, func(c *Config) *time.Duration { return &c.RepeatInterval })
+	add("repeat_interval", "24h", "time between two reminders of an open gap", false, f, g)
+	f, g = dur(0, func(c *Config) *time.Duration { return &c.EscalateBefore })
+	add("escalate_before", "48h", "how long before a deadline the escalation goes to the RUP", false, f, g)
+	f, g = dur(time.Second, func(c *Config) *time.Duration { return &c.SweepGrace })
+	add("sweep_grace", "30s", "delay of the second pass over a restored service's gaps", false, f, g)
+	f, g = service(func(c *Config) *string { return &c.DefaultCIGService })
+	add("default_cig_service", "pcp", "service that issues a lot's CIG when the tender does not say", false, f, g)
+	f, g = service(func(c *Config) *string { return &c.ContributionService })
+	add("contribution_service", "payments", "service contribution gaps wait for", false, f, g)
+	add("services", "smartcig,simog,pcp,payments,fvoe,bdncp,ausa", "what a portal event with no services list means", false,
+		func(c *Config, v string) error {
+			var out []string
+			for _, s := range strings.Split(v, ",") {
+				s = strings.TrimSpace(s)
+				if !serviceRe.MatchString(s) {
+					return fmt.Errorf("%q is not a service name", s)
+				}
+				if !slices.Contains(out, s) {
+					out = append(out, s)
+				}
+			}
+			c.Services = out
+			return nil
+		}, func(c *Config) string { return strings.Join(c.Services, ",") })
+	var ci, ma, rp, mb int64
+	_ = ci
+	add("concurrency", "32", "tenders processed at once per worker", false, func(c *Config, v string) error {
+		f, _ := integer(1, 4096, func(*Config) *int64 { return &ci })
+		err := f(c, v)
+		c.Concurrency = int(ci)
+		return err
+	}, func(c *Config) string { return strconv.Itoa(c.Concurrency) })
+	add("max_attempts", "10", "deliveries of a failing message before it is dead-lettered", false, func(c *Config, v string) error {
+		f, _ := integer(1, 1000, func(*Config) *int64 { return &ma })
+		err := f(c, v)
+		c.MaxAttempts = int(ma)
+		return err
+	}, func(c *Config) string { return strconv.Itoa(c.MaxAttempts) })
+	f, g = dur(time.Minute, func(c *Config) *time.Duration { return &c.DedupWindow })
+	add("dedup_window", "24h", "duplicate window of the output stream", false, f, g)
+	add("replicas", "1", "replication factor of streams and buckets (3 on a cluster)", false, func(c *Config, v string) error {
+		f, _ := integer(1, 5, func(*Config) *int64 { return &rp })
+		err := f(c, v)
+		c.Replicas = int(rp)
+		return err
+	}, func(c *Config) string { return strconv.Itoa(c.Replicas) })
+	add("max_event_bytes", "65536", "largest input event accepted", false, func(c *Config, v string) error {
+		f, _ := integer(1024, 8<<20, func(*Config) *int64 { return &mb })
+		err := f(c, v)
+		c.MaxEventBytes = int(mb)
+		return err
+	}, func(c *Config) string { return strconv.Itoa(c.MaxEventBytes) })
+	f, g = hostPort(true, func(c *Config) *string { return &c.HTTPListen })
+	add("http_listen", "127.0.0.1:8080", "address of /healthz, /readyz, /metrics and /v1; empty disables", false, f, g)
+	add("log_level", "info", "debug, info, warn or error", false, func(c *Config, v string) error {
+		if !slices.Contains([]string{"debug", "info", "warn", "error"}, v) {
+			return fmt.Errorf("%q: want debug, info, warn or error", v)
+		}
+		c.LogLevel = v
+		return nil
+	}, func(c *Config) string { return c.LogLevel })
+	add("log_format", "json", "json or console", false, func(c *Config, v string) error {
+		if v != "json" && v != "console" {
+			return fmt.Errorf("%q: want json or console", v)
+		}
+		c.LogFormat = v
+		return nil
+	}, func(c *Config) string { return c.LogFormat })
+	f, g = str(func(c *Config) *string { return &c.NATSUser })
+	add("nats_user", "", "user name for an external NATS", false, f, g)
+	f, g = str(func(c *Config) *string { return &c.NATSPassword })
+	add("nats_password", "", "password for an external NATS", true, f, g)
+	f, g = str(func(c *Config) *string { return &c.NATSToken })
+	add("nats_token", "", "token for an external NATS", true, f, g)
+	f, g = str(func(c *Config) *string { return &c.NATSCreds })
+	add("nats_creds", "", "credentials file (JWT and NKey seed) for an external NATS", false, f, g)
+	f, g = str(func(c *Config) *string { return &c.NATSNKey })
+	add("nats_nkey", "", "NKey seed file for an external NATS", false, f, g)
+	f, g = str(func(c *Config) *string { return &c.NATSCA })
+	add("nats_ca", "", "CA certificate file to verify the NATS server", false, f, g)
+	f, g = str(func(c *Config) *string { return &c.NATSCert })
+	add("nats_cert", "", "client certificate file (mTLS)", false, f, g)
+	f, g = str(func(c *Config) *string { return &c.NATSKey })
+	add("nats_key", "", "client key file (mTLS)", false, f, g)
+	f, g = dur(time.Second, func(c *Config) *time.Duration { return &c.DrainTimeout })
+	add("drain_timeout", "30s", "how long shutdown waits for messages in flight", false, f, g)
+	return s
+}
+
+// Error is a configuration error: it names the setting and where its value
+// came from.
+type Error struct {
+	Setting string
+	Origin  string
+	Err     error
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("config %s (%s): %v", e.Setting, e.Origin, e.Err) }
+func (e *Error) Unwrap() error { return e.Err }
+
+// Load builds the configuration from args (without the command name),
+// getenv and, if --config or PROMEMORIA_CONFIG names one, a YAML file.
+// It returns flag.ErrHelp if --help was asked; usage is written to out.
+func Load(name string, args []string, getenv func(string) string, out io.Writer) (*Config, error) {
+	settings := Settings()
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(out)
+	flags := make(map[string]*string, len(settings))
+	for _, s := range settings {
+		flags[s.Name] = fs.String(s.Flag(), s.Def, s.Help+" (env "+s.Env()+")")
+	}
+	file := fs.String("config", getenv("PROMEMORIA_CONFIG"), "YAML file with the same keys as the flags (env PROMEMORIA_CONFIG)")
+	printCfg := fs.Bool("print-config", false, "print the effective configuration (secrets redacted) and exit")
+	fs.Usage = func() {
+		fmt.Fprintf(out, "Usage: promemoria %s [flags]\n\nFlags (precedence: flag > environment > config file > default):\n", name)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q: %s takes only flags", fs.Arg(0), name)
+	}
+	explicit := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
+
+	c := &Config{File: *file, PrintConfig: *printCfg}
+	var fileVals map[string]string
+	if *file != "" {
+		var err error
+		if fileVals, err = readFile(*file, settings); err != nil {
+			return nil, err
+		}
+	}
+	for _, s := range settings {
+		v, origin := s.Def, "default"
+		if fv, ok := fileVals[s.Name]; ok {
+			v, origin = fv, "file "+*file+" key "+s.Name
+		}
+		env := getenv(s.Env())
+		if s.Name == "nats_url" && env == "" {
+			if e := getenv("NATS_URL"); e != "" {
+				env, origin = e, "env NATS_URL"
+			}
+		} else if env != "" {
+			origin = "env " + s.Env()
+		}
+		if env != "" {
+			v = env
+		}
+		if explicit[s.Flag()] {
+			v, origin = *flags[s.Name], "flag --"+s.Flag()
+		}
+		if err := s.set(c, v); err != nil {
+			return nil, &Error{Setting: s.Name, Origin: origin, Err: err}
+		}
+	}
+	if err := c.check(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Config) check() error {
+	if (c.NATSCert == "") != (c.NATSKey == "") {
+		return &Error{Setting: "nats_cert", Origin: "nats_cert and nats_key", Err: errors.New("give both the client certificate and its key, or neither")}
+	}
+	if c.NATSCreds != "" && c.NATSNKey != "" {
+		return &Error{Setting: "nats_creds", Origin: "nats_creds and nats_nkey", Err: errors.New("give a credentials file or an NKey seed, not both")}
+	}
+	if c.NATSURL == "" && (c.NATSUser != "" || c.NATSToken != "" || c.NATSCreds != "" || c.NATSNKey != "") {
+		return &Error{Setting: "nats_url", Origin: "credentials given", Err: errors.New("NATS credentials need an external server: set nats_url, or configure the embedded server with embedded_config")}
+	}
+	for _, p := range []struct{ name, path string }{{"nats_creds", c.NATSCreds}, {"nats_nkey", c.NATSNKey}, {"nats_ca", c.NATSCA}, {"nats_cert", c.NATSCert}, {"nats_key", c.NATSKey}, {"embedded_config", c.EmbeddedConfig}} {
+		if p.path == "" {
+			continue
+		}
+		if _, err := os.Stat(p.path); err != nil {
+			return &Error{Setting: p.name, Origin: p.path, Err: fmt.Errorf("cannot read the file: %w", err)}
+		}
+	}
+	return nil
+}
+
+func readFile(path string, settings []Setting) (map[string]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &Error{Setting: "config", Origin: path, Err: err}
+	}
+	var raw map[string]any
+	if err := yaml.Unmarshal(b, &raw); err != nil {
+		return nil, &Error{Setting: "config", Origin: path, Err: fmt.Errorf("not valid YAML: %w", err)}
+	}
+	known := map[string]bool{}
+	for _, s := range settings {
+		known[s.Name] = true
+	}
+	out := map[string]string{}
+	for k, v := range raw {
+		if !known[k] {
+			return nil, &Error{Setting: k, Origin: "file " + path, Err: errors.New("unknown key (keys are the flag names with _ for -, like repeat_interval)")}
+		}
+		switch x := v.(type) {
+		case []any:
+			parts := make([]string, len(x))
+			for i, p := range x {
+				parts[i] = fmt.Sprint(p)
+			}
+			out[k] = strings.Join(parts, ",")
+		case nil:
+			out[k] = ""
+		default:
+			out[k] = fmt.Sprint(x)
+		}
+	}
+	return out, nil
+}
+
+// Print writes the effective configuration as YAML-like key: value lines,
+// secrets redacted.
+func (c *Config) Print(w io.Writer) {
+	for _, s := range Settings() {
+		v := s.get(c)
+		if s.Secret && v != "" {
+			v = "<redacted>"
+			if s.Name == "nats_url" {
+				v = RedactURL(s.get(c))
+			}
+		}
+		fmt.Fprintf(w, "%s: %q\n", s.Name, v)
+	}
+}
+
+// RedactURL hides the password or token in NATS URLs.
+func RedactURL(u string) string {
+	return regexp.MustCompile(`://[^@/]*@`).ReplaceAllString(u, "://<redacted>@")
+}

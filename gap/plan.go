@@ -1,0 +1,128 @@
+package gap
+
+import (
+	"time"
+
+	"github.com/promemoria/promemoria/outage"
+)
+
+// Policy holds the timing rules of reminders.
+type Policy struct {
+	// Settle is how long a service must stay up before its gaps are reminded.
+	Settle time.Duration
+	// RepeatInterval separates two reminders of the same open gap.
+	RepeatInterval time.Duration
+	// EscalateBefore is how long before the deadline the escalation goes.
+	EscalateBefore time.Duration
+	// Tolerance is how early a timer may fire and still count as due: the
+	// broker's schedules have one-second resolution.
+	Tolerance time.Duration
+}
+
+// DefaultPolicy returns the documented defaults.
+func DefaultPolicy() Policy {
+	return Policy{Settle: 5 * time.Minute, RepeatInterval: 24 * time.Hour, EscalateBefore: 48 * time.Hour, Tolerance: time.Second}
+}
+
+// ActionType is what Plan asks to send.
+type ActionType int
+
+// The actions Plan can ask for, in the order they are sent.
+const (
+	ActRemind ActionType = iota + 1
+	ActEscalate
+	ActResolved
+)
+
+// String returns the action's name.
+func (a ActionType) String() string {
+	switch a {
+	case ActRemind:
+		return "remind"
+	case ActEscalate:
+		return "escalate"
+	case ActResolved:
+		return "resolved"
+	}
+	return "unknown"
+}
+
+// Action is one message to send; Sequence is the reminder's sequence.
+type Action struct {
+	Type     ActionType
+	Sequence int
+}
+
+// Decision is the outcome of Plan: the messages to send now, in order, and
+// when the gap must be looked at again (zero: never, unless an event or the
+// service's restoration changes something).
+type Decision struct {
+	Actions []Action
+	WakeAt  time.Time
+}
+
+// Plan decides what to send about g at now, given svc, the state of the
+// service g depends on (nil means never reported down). It is a pure
+// function: the same inputs always give the same decision.
+func Plan(g *Gap, svc *outage.Service, now time.Time, p Policy) Decision {
+	var d Decision
+	if !g.Open {
+		if g.Sequence > 0 && !g.ResolvedSent {
+			d.Actions = append(d.Actions, Action{Type: ActResolved, Sequence: g.Sequence})
+		}
+		return d
+	}
+	if svc == nil {
+		svc = &outage.Service{}
+	}
+	seq := g.Sequence
+	if ready, ok := svc.ReadyAt(p.Settle); ok {
+		due := ready
+		if seq > 0 {
+			due = later(due, g.LastRemindedAt.Add(p.RepeatInterval))
+		}
+		if !now.Before(due.Add(-p.Tolerance)) {
+			seq++
+			d.Actions = append(d.Actions, Action{Type: ActRemind, Sequence: seq})
+			due = now.Add(p.RepeatInterval)
+		}
+		d.WakeAt = due
+	}
+	if !g.Deadline.IsZero() && !g.Escalated {
+		at := g.Deadline.Add(-p.EscalateBefore)
+		if !now.Before(at.Add(-p.Tolerance)) {
+			d.Actions = append(d.Actions, Action{Type: ActEscalate, Sequence: seq})
+		} else {
+			d.WakeAt = earlier(d.WakeAt, at)
+		}
+	}
+	return d
+}
+
+// Record applies a sent action to g.
+func (g *Gap) Record(a Action, now time.Time) {
+	switch a.Type {
+	case ActRemind:
+		g.Sequence = a.Sequence
+		g.LastRemindedAt = now
+	case ActEscalate:
+		g.Escalated = true
+		g.EscalatedAt = now
+	case ActResolved:
+		g.ResolvedSent = true
+	}
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func earlier(a, b time.Time) time.Time {
+	if a.IsZero() || b.Before(a) {
+		return b
+	}
+	return a
+}

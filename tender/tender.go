@@ -1,0 +1,248 @@
+// Package tender keeps what promemoria knows of a tender: its lots and their
+// CIGs, the bids admitted with reserve and their payments, and whether it was
+// cancelled. Each input event is merged into the record in a way that does
+// not depend on the order events arrive in, and Gaps derives from the record
+// the gaps that must be remembered.
+package tender
+
+import (
+	"slices"
+	"time"
+
+	"github.com/promemoria/promemoria/events"
+	"github.com/promemoria/promemoria/gap"
+)
+
+// Ref identifies the event that set a field.
+type Ref struct {
+	Source string    `json:"source,omitempty"`
+	ID     string    `json:"id,omitempty"`
+	Time   time.Time `json:"time,omitzero"`
+}
+
+// Lot is a lot of the tender.
+type Lot struct {
+	LotID string `json:"lot_id"`
+	// Published is true once tender.published listed the lot.
+	Published       bool   `json:"published,omitempty"`
+	CIGService      string `json:"cig_service,omitempty"`
+	BaseAmountCents int64  `json:"base_amount_cents,omitempty"`
+	// MissingAtPublication is true if the lot was published without a CIG.
+	MissingAtPublication bool   `json:"missing_at_publication,omitempty"`
+	CIG                  string `json:"cig,omitempty"`
+	CIGRef               Ref    `json:"cig_ref,omitzero"`
+}
+
+// Bid is an operator's bid on a lot admitted with reserve, or paid.
+type Bid struct {
+	LotID        string          `json:"lot_id"`
+	Operator     events.Operator `json:"operator"`
+	Admitted     bool            `json:"admitted,omitempty"`
+	AdmittedAt   time.Time       `json:"admitted_at,omitzero"`
+	RegulariseBy time.Time       `json:"regularise_by,omitzero"`
+	Paid         bool            `json:"paid,omitempty"`
+	Receipt      string          `json:"receipt,omitempty"`
+	PaidRef      Ref             `json:"paid_ref,omitzero"`
+}
+
+// Tender is the record of one tender.
+type Tender struct {
+	TenderID      string           `json:"tender_id"`
+	Title         string           `json:"title,omitempty"`
+	Authority     events.Authority `json:"authority,omitzero"`
+	RUP           events.Person    `json:"rup,omitzero"`
+	PublishedAt   time.Time        `json:"published_at,omitzero"`
+	OfferDeadline time.Time        `json:"offer_deadline,omitzero"`
+	// PublishedRef is the newest tender.published merged: its metadata wins.
+	PublishedRef Ref    `json:"published_ref,omitzero"`
+	Lots         []*Lot `json:"lots,omitempty"`
+	Bids         []*Bid `json:"bids,omitempty"`
+	Cancelled    bool   `json:"cancelled,omitempty"`
+	CancelReason string `json:"cancel_reason,omitempty"`
+	CancelRef    Ref    `json:"cancel_ref,omitzero"`
+}
+
+func refOf(ev *events.Event) Ref {
+	return Ref{Source: ev.Source, ID: ev.ID, Time: ev.Time.UTC()}
+}
+
+// Lot returns the lot with the given id, creating it if asked.
+func (t *Tender) Lot(id string, create bool) *Lot {
+	for _, l := range t.Lots {
+		if l.LotID == id {
+			return l
+		}
+	}
+	if !create {
+		return nil
+	}
+	l := &Lot{LotID: id}
+	t.Lots = append(t.Lots, l)
+	return l
+}
+
+// Bid returns the bid of the operator on the lot, creating it if asked.
+func (t *Tender) Bid(lotID, fiscalCode string, create bool) *Bid {
+	for _, b := range t.Bids {
+		if b.LotID == lotID && b.Operator.FiscalCode == fiscalCode {
+			return b
+		}
+	}
+	if !create {
+		return nil
+	}
+	b := &Bid{LotID: lotID, Operator: events.Operator{FiscalCode: fiscalCode}}
+	t.Bids = append(t.Bids, b)
+	return b
+}
+
+// Published merges a tender.published event. validCIG reports whether a
+// CIG given in the event passes the check digits; a lot whose CIG fails is
+// treated as published without one.
+func (t *Tender) Published(ev *events.Event, p *events.TenderPublished, defaultService string, validCIG func(string) bool) {
+	ref := refOf(ev)
+	if t.PublishedRef.Time.IsZero() || !ref.Time.Before(t.PublishedRef.Time) {
+		t.Title, t.Authority, t.RUP = p.Title, p.Authority, p.RUP
+		t.PublishedAt, t.OfferDeadline = p.PublishedAt.UTC(), p.OfferDeadline.UTC()
+		t.PublishedRef = ref
+	}
+	for _, pl := range p.Lots {
+		l := t.Lot(pl.LotID, true)
+		if !l.Published {
+			l.Published = true
+			// The issuing service is fixed by the first publication: gaps
+			// are stored under it.
+			l.CIGService = pl.CIGService
+			if l.CIGService == "" {
+				l.CIGService = defaultService
+			}
+		}
+		l.BaseAmountCents = pl.BaseAmountCents
+		if pl.CIG != "" && validCIG(pl.CIG) {
+			if l.CIG == "" {
+				l.CIG, l.CIGRef = pl.CIG, ref
+			}
+		} else if l.CIGRef.Time.IsZero() || ref.Time.Before(l.CIGRef.Time) {
+			// Published without a (valid) CIG before the CIG was known.
+			l.MissingAtPublication = true
+		}
+	}
+	slices.SortFunc(t.Lots, func(a, b *Lot) int { return compare(a.LotID, b.LotID) })
+}
+
+// CIGAssigned merges a tender.cig_assigned event with a valid CIG.
+func (t *Tender) CIGAssigned(ev *events.Event, p *events.CIGAssigned) {
+	l := t.Lot(p.LotID, true)
+	ref := refOf(ev)
+	if l.CIG == "" || ref.Time.Before(l.CIGRef.Time) {
+		l.CIG, l.CIGRef = p.CIG, ref
+	}
+}
+
+// Cancel merges a tender.cancelled event.
+func (t *Tender) Cancel(ev *events.Event, p *events.TenderCancelled) {
+	ref := refOf(ev)
+	if !t.Cancelled || ref.Time.Before(t.CancelRef.Time) {
+		t.Cancelled, t.CancelReason, t.CancelRef = true, p.Reason, ref
+	}
+}
+
+// Admitted merges a bid.admitted_with_reserve event.
+func (t *Tender) Admitted(ev *events.Event, p *events.AdmittedWithReserve) {
+	b := t.Bid(p.LotID, p.Operator.FiscalCode, true)
+	at := ev.Time.UTC()
+	if !b.Admitted || !at.Before(b.AdmittedAt) {
+		b.Operator = p.Operator
+		b.RegulariseBy = p.RegulariseBy.UTC()
+		if !b.Admitted || at.Before(b.AdmittedAt) {
+			b.AdmittedAt = at
+		}
+	}
+	b.Admitted = true
+	slices.SortFunc(t.Bids, func(a, b *Bid) int {
+		if c := compare(a.LotID, b.LotID); c != 0 {
+			return c
+		}
+		return compare(a.Operator.FiscalCode, b.Operator.FiscalCode)
+	})
+}
+
+// Paid merges a bid.contribution_paid event.
+func (t *Tender) Paid(ev *events.Event, p *events.ContributionPaid) {
+	b := t.Bid(p.LotID, p.OperatorFiscalCode, true)
+	ref := refOf(ev)
+	if !b.Paid || ref.Time.Before(b.PaidRef.Time) {
+		b.Paid, b.Receipt, b.PaidRef = true, p.Receipt, ref
+	}
+}
+
+func compare(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// Services say which ANAC service each kind of gap waits for.
+type Services struct {
+	// Contribution is the service contribution gaps wait for ("payments").
+	Contribution string
+	// Owed returns the contribution for a lot of baseCents at a time, or 0.
+	Owed func(baseCents int64, at time.Time) int64
+}
+
+// Gaps derives the gaps the tender implies: one per lot published without a
+// CIG, one per bid admitted with reserve. Open is false for a gap that has
+// been resolved (with Resolution saying how). Only descriptive fields and
+// Open/Resolution are set; progress (sequence, timers) is the stored gap's.
+func (t *Tender) Gaps(s Services) []gap.Gap {
+	var out []gap.Gap
+	for _, l := range t.Lots {
+		if !l.Published || !l.MissingAtPublication {
+			continue
+		}
+		g := gap.Gap{
+			Kind: events.KindCIG, Service: l.CIGService, TenderID: t.TenderID, Title: t.Title,
+			LotID: l.LotID, RUP: t.RUP, Deadline: t.OfferDeadline, OpenedAt: t.PublishedAt, Open: true,
+		}
+		switch {
+		case t.Cancelled:
+			g.Open, g.Resolution = false, t.cancelResolution()
+		case l.CIG != "":
+			g.Open = false
+			g.Resolution = &events.Resolution{By: events.TypeCIGAssigned, At: l.CIGRef.Time, CIG: l.CIG, EventSource: l.CIGRef.Source, EventID: l.CIGRef.ID}
+		}
+		g.Key = gap.Key(g.Service, g.Identity())
+		out = append(out, g)
+	}
+	for _, b := range t.Bids {
+		if !b.Admitted {
+			continue
+		}
+		op := b.Operator
+		g := gap.Gap{
+			Kind: events.KindContribution, Service: s.Contribution, TenderID: t.TenderID, Title: t.Title,
+			LotID: b.LotID, Operator: &op, RUP: t.RUP, Deadline: b.RegulariseBy, OpenedAt: b.AdmittedAt, Open: true,
+		}
+		if l := t.Lot(b.LotID, false); l != nil && s.Owed != nil {
+			g.ContributionCents = s.Owed(l.BaseAmountCents, b.AdmittedAt)
+		}
+		switch {
+		case t.Cancelled:
+			g.Open, g.Resolution = false, t.cancelResolution()
+		case b.Paid:
+			g.Open = false
+			g.Resolution = &events.Resolution{By: events.TypeContributionPaid, At: b.PaidRef.Time, Receipt: b.Receipt, EventSource: b.PaidRef.Source, EventID: b.PaidRef.ID}
+		}
+		g.Key = gap.Key(g.Service, g.Identity())
+		out = append(out, g)
+	}
+	return out
+}
+
+func (t *Tender) cancelResolution() *events.Resolution {
+	return &events.Resolution{By: events.TypeTenderCancelled, At: t.CancelRef.Time, Reason: t.CancelReason, EventSource: t.CancelRef.Source, EventID: t.CancelRef.ID}
+}

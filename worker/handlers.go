@@ -1,0 +1,116 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/promemoria/promemoria/events"
+	"github.com/promemoria/promemoria/gap"
+	"github.com/promemoria/promemoria/outage"
+	"github.com/promemoria/promemoria/tender"
+)
+
+// apply changes state for one valid event and sends what follows from it.
+// Every step is idempotent, so a redelivered event is applied again safely.
+func (w *Worker) apply(ctx context.Context, ev *events.Event) error {
+	switch p := ev.Payload.(type) {
+	case *events.PortalChange:
+		return w.portalChange(ctx, ev, p)
+	case *events.TenderPublished:
+		return w.tenderChange(ctx, ev, p.TenderID, nil, func(t *tender.Tender) {
+			t.Published(ev, p, w.opts.DefaultCIGService, validCIG)
+		})
+	case *events.CIGAssigned:
+		// Decode has already checked the CIG's check digits.
+		return w.tenderChange(ctx, ev, p.TenderID, func(g *gap.Gap) bool {
+			return g.Kind == events.KindCIG && g.LotID == p.LotID
+		}, func(t *tender.Tender) { t.CIGAssigned(ev, p) })
+	case *events.TenderCancelled:
+		return w.tenderChange(ctx, ev, p.TenderID, nil, func(t *tender.Tender) { t.Cancel(ev, p) })
+	case *events.AdmittedWithReserve:
+		return w.tenderChange(ctx, ev, p.TenderID, func(g *gap.Gap) bool {
+			return g.Kind == events.KindContribution && g.LotID == p.LotID && g.OperatorFiscalCode() == p.Operator.FiscalCode
+		}, func(t *tender.Tender) { t.Admitted(ev, p) })
+	case *events.ContributionPaid:
+		return w.tenderChange(ctx, ev, p.TenderID, func(g *gap.Gap) bool {
+			return g.Kind == events.KindContribution && g.LotID == p.LotID && g.OperatorFiscalCode() == p.OperatorFiscalCode
+		}, func(t *tender.Tender) { t.Paid(ev, p) })
+	}
+	return &events.InvalidError{Reason: events.ReasonUnknownType, Field: "type", Msg: string(ev.Type)}
+}
+
+// tenderChange merges an event into its tender record, then brings the
+// gaps it affects (those matching only, or all if only is nil) in line.
+func (w *Worker) tenderChange(ctx context.Context, ev *events.Event, tenderID string, only func(*gap.Gap) bool, fn func(*tender.Tender)) error {
+	t, rev, err := w.updateTender(ctx, tenderID, fn)
+	if err != nil {
+		return err
+	}
+	specs := t.Gaps(w.tenderServices())
+	for i := range specs {
+		spec := &specs[i]
+		if only != nil && !only(spec) {
+			continue
+		}
+		if err := w.syncGap(ctx, spec.Key, spec, rev, nil); err != nil {
+			return fmt.Errorf("gap %s: %w", spec.Key, err)
+		}
+	}
+	w.logEvent(0, ev).Int("gaps", len(specs)).Msg("event applied")
+	return nil
+}
+
+func (w *Worker) tenderServices() tender.Services {
+	return tender.Services{Contribution: w.opts.ContributionService, Owed: w.opts.Owed}
+}
+
+// portalChange records a service going down or up and, once it is up,
+// schedules the restoration's fan-out after settle.
+func (w *Worker) portalChange(ctx context.Context, ev *events.Event, p *events.PortalChange) error {
+	services := p.Services
+	if len(services) == 0 {
+		services = w.opts.Services
+	}
+	at := p.At
+	if at.IsZero() {
+		at = ev.Time
+	}
+	up := ev.Type == events.TypePortalUp
+	for _, name := range services {
+		svc, err := w.updateService(ctx, name, outage.Transition{At: at, Up: up, Notice: p.Notice})
+		if err != nil {
+			return err
+		}
+		log := w.log.Info().Str("service", name).Bool("up", svc.Up()).Time("at", at)
+		if svc.Up() {
+			ready, _ := svc.ReadyAt(w.opts.Policy.Settle)
+			when := later(ready, w.now())
+			if err := w.schedule(ctx, passKey(name, 1), when, nil); err != nil {
+				return err
+			}
+			log = log.Time("up_since", svc.UpSince()).Time("reminders_from", when)
+		}
+		log.Msg("service state")
+	}
+	return nil
+}
+
+func (w *Worker) updateService(ctx context.Context, name string, tr outage.Transition) (*outage.Service, error) {
+	for range maxCASRetries {
+		svc, rev, err := w.loadService(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		if !svc.Apply(tr) {
+			return svc, nil
+		}
+		_, err = putJSON(ctx, w.res.state, serviceKey(name), svc, rev)
+		if errors.Is(err, errConflict) {
+			w.metrics.conflict()
+			continue
+		}
+		return svc, err
+	}
+	return nil, fmt.Errorf("service %s: %w after %d attempts", name, errConflict, maxCASRetries)
+}

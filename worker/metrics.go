@@ -1,0 +1,92 @@
+package worker
+
+import (
+	"errors"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/promemoria/promemoria/events"
+)
+
+// Metrics counts what the worker does. The atomic counters are for tests
+// and the CLI; Registry exposes the same in Prometheus format.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	consumed     *prometheus.CounterVec
+	deadLetters  *prometheus.CounterVec
+	reminders    *prometheus.CounterVec
+	latency      prometheus.Histogram
+	redelivered  prometheus.Counter
+	duplicatesC  prometheus.Counter
+	casConflictC prometheus.Counter
+
+	redeliveries atomic.Int64
+	duplicates   atomic.Int64
+	casConflicts atomic.Int64
+	gapsOpened   atomic.Int64
+	gapsClosed   atomic.Int64
+	timersSet    atomic.Int64
+	timersFired  atomic.Int64
+	emitted      atomic.Int64
+	deadLettered atomic.Int64
+}
+
+func newMetrics() *Metrics {
+	m := &Metrics{Registry: prometheus.NewRegistry()}
+	m.consumed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "promemoria_events_consumed_total", Help: "Messages consumed, by type and outcome (ok, retry, dead_letter).",
+	}, []string{"type", "outcome"})
+	m.deadLetters = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "promemoria_dead_letters_total", Help: "Inputs dead-lettered, by reason.",
+	}, []string{"reason"})
+	m.reminders = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "promemoria_reminders_emitted_total", Help: "Reminders published, by type (cig, contribution, escalation, resolved).",
+	}, []string{"kind"})
+	m.latency = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "promemoria_processing_seconds", Help: "Time to process one message.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+	})
+	m.redelivered = prometheus.NewCounter(prometheus.CounterOpts{Name: "promemoria_redeliveries_total", Help: "Messages received more than once."})
+	m.duplicatesC = prometheus.NewCounter(prometheus.CounterOpts{Name: "promemoria_duplicate_events_total", Help: "Events skipped because their source+id was already processed."})
+	m.casConflictC = prometheus.NewCounter(prometheus.CounterOpts{Name: "promemoria_cas_conflicts_total", Help: "Compare-and-set conflicts retried."})
+	m.Registry.MustRegister(m.consumed, m.deadLetters, m.reminders, m.latency, m.redelivered, m.duplicatesC, m.casConflictC)
+	return m
+}
+
+func (m *Metrics) observe(typ string, err error, d time.Duration) {
+	outcome := "ok"
+	var ie *events.InvalidError
+	switch {
+	case errors.As(err, &ie):
+		outcome = "dead_letter"
+	case err != nil:
+		outcome = "retry"
+	}
+	m.consumed.WithLabelValues(typ, outcome).Inc()
+	m.latency.Observe(d.Seconds())
+}
+
+// Snapshot is a point-in-time copy of the worker's counters.
+type Snapshot struct {
+	Redeliveries, Duplicates, CASConflicts int64
+	GapsOpened, GapsClosed                 int64
+	TimersSet, TimersFired                 int64
+	Emitted, DeadLettered                  int64
+}
+
+// Snapshot returns the counters.
+func (m *Metrics) Snapshot() Snapshot {
+	return Snapshot{
+		Redeliveries: m.redeliveries.Load(), Duplicates: m.duplicates.Load(), CASConflicts: m.casConflicts.Load(),
+		GapsOpened: m.gapsOpened.Load(), GapsClosed: m.gapsClosed.Load(),
+		TimersSet: m.timersSet.Load(), TimersFired: m.timersFired.Load(),
+		Emitted: m.emitted.Load(), DeadLettered: m.deadLettered.Load(),
+	}
+}
+
+func (m *Metrics) conflict()   { m.casConflicts.Add(1); m.casConflictC.Inc() }
+func (m *Metrics) duplicate()  { m.duplicates.Add(1); m.duplicatesC.Inc() }
+func (m *Metrics) redelivery() { m.redeliveries.Add(1); m.redelivered.Inc() }

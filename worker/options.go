@@ -1,0 +1,137 @@
+package worker
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/promemoria/promemoria/events"
+	"github.com/promemoria/promemoria/gap"
+)
+
+// Options configure a Worker. Zero values take the documented defaults.
+type Options struct {
+	// Subjects names the input and output subjects.
+	Subjects events.Subjects
+	// Policy holds settle, repeat interval and escalation rules.
+	Policy gap.Policy
+	// DefaultCIGService is the service that issues a lot's CIG when the
+	// tender does not say (default "pcp").
+	DefaultCIGService string
+	// ContributionService is the service contribution gaps wait for
+	// (default "payments").
+	ContributionService string
+	// Services is what an empty services list in a portal event means.
+	Services []string
+	// Concurrency is how many keys are processed at once (default 32).
+	Concurrency int
+	// FanOut is how many gaps a restoration reminds at once (default 128).
+	FanOut int
+	// MaxAttempts is how many times a failing message is tried before it is
+	// dead-lettered (default 10).
+	MaxAttempts int
+	// AckWait is how long the broker waits for an ack before redelivering.
+	AckWait time.Duration
+	// DedupWindow is the duplicate window of the output stream: a reminder
+	// retried within it is published once (default 24h).
+	DedupWindow time.Duration
+	// SeenTTL is how long an event's id is remembered to recognise a reused
+	// id with different content (default 7 days).
+	SeenTTL time.Duration
+	// SweepGrace is when, after a restoration's fan-out, a second pass runs
+	// to catch gaps written concurrently with the first (default 30s).
+	SweepGrace time.Duration
+	// OutputMaxAge bounds how long reminders stay on the output stream
+	// (default 30 days).
+	OutputMaxAge time.Duration
+	// Replicas is the replication factor of streams and buckets (default 1).
+	Replicas int
+	// Owed returns the contribution owed for a lot (nil: unknown).
+	Owed func(baseCents int64, at time.Time) int64
+	// Limits bound the input accepted.
+	Limits events.Limits
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Logger receives structured logs.
+	Logger zerolog.Logger
+	// Name names the worker in logs (default the host name).
+	Name string
+}
+
+// Names of what the worker provisions on JetStream.
+const (
+	StreamEvents  = "PROMEMORIA_EVENTS"
+	StreamOutput  = "PROMEMORIA_OUTPUT"
+	StreamTimers  = "PROMEMORIA_TIMERS"
+	BucketState   = "promemoria_state"
+	BucketSeen    = "promemoria_seen"
+	ConsumerEvent = "promemoria-events"
+	ConsumerTimer = "promemoria-timers"
+)
+
+func (o *Options) setDefaults() error {
+	if o.Subjects.Prefix == "" {
+		o.Subjects = events.Subjects{Prefix: events.DefaultPrefix}
+	}
+	if o.Policy == (gap.Policy{}) {
+		o.Policy = gap.DefaultPolicy()
+	}
+	if o.DefaultCIGService == "" {
+		o.DefaultCIGService = "pcp"
+	}
+	if o.ContributionService == "" {
+		o.ContributionService = "payments"
+	}
+	if len(o.Services) == 0 {
+		o.Services = DefaultServices()
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 32
+	}
+	if o.FanOut <= 0 {
+		o.FanOut = 128
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 10
+	}
+	if o.AckWait <= 0 {
+		o.AckWait = 30 * time.Second
+	}
+	if o.DedupWindow <= 0 {
+		o.DedupWindow = 24 * time.Hour
+	}
+	if o.SeenTTL <= 0 {
+		o.SeenTTL = 7 * 24 * time.Hour
+	}
+	if o.SweepGrace <= 0 {
+		o.SweepGrace = 30 * time.Second
+	}
+	if o.OutputMaxAge <= 0 {
+		o.OutputMaxAge = 30 * 24 * time.Hour
+	}
+	if o.Replicas <= 0 {
+		o.Replicas = 1
+	}
+	if o.Limits.MaxBytes == 0 {
+		o.Limits = events.DefaultLimits()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	o.Limits.Now = o.Now
+	if o.Policy.RepeatInterval < time.Second {
+		return errors.New("repeat interval must be at least 1s")
+	}
+	if o.Policy.Settle < 0 || o.Policy.EscalateBefore < 0 {
+		return fmt.Errorf("settle and escalate-before must not be negative")
+	}
+	return nil
+}
+
+// DefaultServices returns the ANAC services a portal event with no services
+// list applies to.
+func DefaultServices() []string {
+	return []string{"smartcig", "simog", "pcp", "payments", "fvoe", "bdncp", "ausa"}
+}
