@@ -7,6 +7,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/promemoria/promemoria/contribution"
 	"github.com/promemoria/promemoria/events"
 	"github.com/promemoria/promemoria/gap"
 )
@@ -48,7 +49,8 @@ type Options struct {
 	OutputMaxAge time.Duration
 	// Replicas is the replication factor of streams and buckets (default 1).
 	Replicas int
-	// Owed returns the contribution owed for a lot (nil: unknown).
+	// Owed returns the contribution owed for a lot (default: the
+	// documented table of package contribution).
 	Owed func(baseCents int64, at time.Time) int64
 	// Limits bound the input accepted.
 	Limits events.Limits
@@ -119,6 +121,10 @@ func (o *Options) setDefaults() error {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Owed == nil {
+		table := contribution.DefaultTable()
+		o.Owed = func(base int64, at time.Time) int64 { v, _ := table.Owed(base, at); return v }
 	}
 	o.Limits.Now = o.Now
 	if o.Policy.RepeatInterval < time.Second {

@@ -76,6 +76,7 @@ type job struct {
 	ev   *events.Event
 	err  error  // why an input is invalid
 	key  string // timer key
+	done func() // called once processed
 }
 
 type jobKind int
@@ -89,11 +90,11 @@ const (
 // Run consumes until ctx is cancelled, then stops fetching, finishes the
 // messages in flight (bounded by drainTimeout) and returns.
 func (w *Worker) Run(ctx context.Context) error {
-	evIt, err := w.res.eventCons.Messages(jetstream.PullMaxMessages(4 * w.opts.Concurrency))
+	evIt, err := w.res.eventCons.Messages(jetstream.PullMaxMessages(4*w.opts.Concurrency), jetstream.PullExpiry(5*time.Second))
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", ConsumerEvent, err)
 	}
-	tmIt, err := w.res.timerCons.Messages(jetstream.PullMaxMessages(4 * w.opts.Concurrency))
+	tmIt, err := w.res.timerCons.Messages(jetstream.PullMaxMessages(4*w.opts.Concurrency), jetstream.PullExpiry(5*time.Second))
 	if err != nil {
 		evIt.Stop()
 		return fmt.Errorf("consume %s: %w", ConsumerTimer, err)
@@ -116,6 +117,9 @@ func (w *Worker) Run(ctx context.Context) error {
 			defer wg.Done()
 			for j := range ch {
 				w.process(workCtx, j)
+				if j.done != nil {
+					j.done()
+				}
 			}
 		}(shards[i])
 	}
@@ -125,7 +129,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		shards[h.Sum32()%uint32(len(shards))] <- j
 	}
 
-	var readers, passes sync.WaitGroup
+	var readers, passes, evInflight sync.WaitGroup
 	readers.Add(2)
 	go func() {
 		defer readers.Done()
@@ -138,6 +142,16 @@ func (w *Worker) Run(ctx context.Context) error {
 				return
 			}
 			j, key := w.classifyEvent(msg)
+			if key == "svc" {
+				// A service change is a barrier: what was received before it
+				// is applied before it, what comes after sees it. Portal
+				// events are rare, so the pause costs nothing.
+				evInflight.Wait()
+				w.process(workCtx, j)
+				continue
+			}
+			evInflight.Add(1)
+			j.done = evInflight.Done
 			route(j, key)
 		}
 	}()

@@ -28,10 +28,15 @@ const usage = `promemoria remembers the gaps ANAC outages leave (tenders without
 bids admitted with reserve) and reminds the right people once ANAC is back.
 
 Usage:
-  promemoria [serve] [flags]   run the service (default; embedded NATS unless --nats-url)
-  promemoria --version         print the version
+  promemoria [serve] [flags]          run the service (default; embedded NATS unless --nats-url)
+  promemoria publish TYPE [FILE|-]    validate and publish an input event
+  promemoria pending [flags]          list the open gaps of a running promemoria
+  promemoria services [flags]         list the ANAC services and their state
+  promemoria demo [--speed N]         replay the May 2021 ANAC outage in under a minute
+  promemoria --version                print the version
 
-Run "promemoria serve --help" for the flags.
+Run "promemoria COMMAND --help" for a command's flags.
+Exit status: 0 ok, 1 failure, 2 bad usage.
 `
 
 // run is main without the process: it returns the exit code (0 ok,
@@ -48,6 +53,14 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 			return 0
 		case "serve":
 			args = args[1:]
+		case "publish":
+			return runPublish(args[1:], getenv, stdout, stderr)
+		case "pending":
+			return runPending(args[1:], getenv, stdout, stderr)
+		case "services":
+			return runServices(args[1:], getenv, stdout, stderr)
+		case "demo":
+			return runDemo(args[1:], getenv, stdout, stderr)
 		default:
 			if len(args[0]) > 0 && args[0][0] != '-' {
 				fmt.Fprintf(stderr, "promemoria: unknown command %q\n\n%s", args[0], usage)

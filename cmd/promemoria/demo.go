@@ -1,0 +1,608 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/promemoria/promemoria/app"
+	"github.com/promemoria/promemoria/cig"
+	"github.com/promemoria/promemoria/config"
+	"github.com/promemoria/promemoria/events"
+	"github.com/promemoria/promemoria/worker"
+)
+
+const demoUsage = `Usage: promemoria demo [flags]
+
+Replays the ANAC outage of May 2021 with compressed time on an embedded NATS
+server (in a temporary directory, removed at the end), and prints every
+reminder as promemoria emits it: the portal goes down, tenders are published
+with the CIG "in fase di acquisizione" and bids are admitted with reserve;
+payments come back first, so contribution reminders go while CIG reminders
+wait; Smart CIG and PCP come back; reminders repeat and escalate; CIGs and
+payments arrive and the gaps are resolved. It needs nothing else, ignores
+NATS_URL and the PROMEMORIA_* variables, and takes about 20 seconds.
+
+Exit status: 0 the story ran as expected, 1 it did not, 2 bad usage.
+`
+
+// The demo's timings at speed 1; --speed divides them.
+const (
+	demoSettle   = 2 * time.Second
+	demoRepeat   = 3 * time.Second
+	demoEscalate = 5 * time.Second
+	demoPause    = 700 * time.Millisecond
+	// demoStepTimeout bounds each wait; demoTimeout the whole story.
+	demoStepTimeout = 20 * time.Second
+	demoTimeout     = 55 * time.Second
+)
+
+func runDemo(args []string, _ func(string) string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("demo")
+	speed := fs.Float64("speed", 1, "time compression: 2 runs the story twice as fast (0.5 to 5)")
+	verbose := fs.Bool("verbose", false, "also print the service's logs on standard error")
+	pos, code := parseCommand(fs, "demo", demoUsage, args, stdout, stderr)
+	if code >= 0 {
+		return code
+	}
+	if len(pos) > 0 {
+		return usageError(stderr, "demo", fmt.Errorf("unexpected argument %q: demo takes only flags", pos[0]))
+	}
+	if !(*speed >= 0.5 && *speed <= 5) {
+		return usageError(stderr, "demo", fmt.Errorf("--speed %v: want a number from 0.5 to 5", *speed))
+	}
+	level := zerolog.ErrorLevel
+	if *verbose {
+		level = zerolog.InfoLevel
+	}
+	d := &demo{
+		out:   &syncWriter{w: stdout},
+		log:   zerolog.New(zerolog.ConsoleWriter{Out: stderr, TimeFormat: time.TimeOnly}).Level(level).With().Timestamp().Logger(),
+		speed: *speed,
+		ids:   map[string]bool{},
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := d.run(ctx); err != nil {
+		fmt.Fprintf(stderr, "promemoria demo: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// syncWriter serialises writes from the narration and the consumer.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+// demoMsg is a message seen on the output stream.
+type demoMsg struct {
+	typ      events.Type
+	kind     events.Kind
+	tender   string
+	lot      string
+	operator string
+	seq      int
+}
+
+type demo struct {
+	out   *syncWriter
+	log   zerolog.Logger
+	speed float64
+	start time.Time
+	subj  events.Subjects
+	app   *app.App
+	js    jetstream.JetStream
+	n     int
+
+	mu    sync.Mutex
+	msgs  []demoMsg
+	ids   map[string]bool
+	dupes []string
+}
+
+func (d *demo) scale(t time.Duration) time.Duration { return time.Duration(float64(t) / d.speed) }
+
+func (d *demo) printf(format string, args ...any) { fmt.Fprintf(d.out, format, args...) }
+
+// rel formats t as an offset from the start of the demo.
+func (d *demo) rel(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return fmt.Sprintf("+%04.1fs", t.Sub(d.start).Seconds())
+}
+
+// The cast. Names, codes and addresses are invented.
+var (
+	rupA = events.Person{Name: "Ing. Laura Bianchi", Email: "laura.bianchi@comune-valfiorita.example"}
+	rupB = events.Person{Name: "Dott. Marco Rossi", Email: "rup.gare@asp-montelago.example"}
+	rupC = events.Person{Name: "Arch. Giulia Verdi", Email: "giulia.verdi@provincia-montelago.example"}
+	oe1  = events.Operator{FiscalCode: "01234567890", Name: "Edilstrade S.r.l.", Email: "gare@pec.edilstrade.example"}
+	oe2  = events.Operator{FiscalCode: "09876543210", Name: "Costruzioni Alpine S.p.A.", Email: "ufficiogare@pec.costruzionialpine.example"}
+)
+
+const (
+	tenderA = "VALF-2021-014"
+	tenderB = "ASP-2021-0112"
+	tenderC = "PRV-2021-0033"
+)
+
+func (d *demo) run(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, demoTimeout)
+	defer cancel()
+	dir, err := os.MkdirTemp("", "promemoria-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	settle, repeat, escalate := d.scale(demoSettle), max(time.Second, d.scale(demoRepeat)), d.scale(demoEscalate)
+	cfg, err := config.Load("demo", []string{
+		"--data-dir", dir, "--listen", "127.0.0.1:0", "--http-listen", "",
+		"--settle", settle.String(), "--repeat-interval", repeat.String(), "--escalate-before", escalate.String(),
+		"--jetstream-max-memory", "67108864", "--jetstream-max-store", "268435456",
+	}, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		return err
+	}
+	d.subj, _ = events.NewSubjects(cfg.SubjectPrefix)
+	d.start = time.Now()
+	d.app, err = app.Start(ctx, cfg, d.log, app.Options{Name: "demo"})
+	if err != nil {
+		return fmt.Errorf("start promemoria: %w", err)
+	}
+	defer func() { _ = d.app.Stop() }()
+	nc, err := nats.Connect(d.app.ClientURL(), nats.Name("promemoria demo"))
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	if d.js, err = jetstream.New(nc); err != nil {
+		return err
+	}
+	cons, err := d.js.OrderedConsumer(ctx, worker.StreamOutput, jetstream.OrderedConsumerConfig{FilterSubjects: d.subj.Outputs()})
+	if err != nil {
+		return err
+	}
+	cc, err := cons.Consume(d.onOutput)
+	if err != nil {
+		return err
+	}
+	defer cc.Stop()
+
+	d.printf("promemoria demo: the ANAC outage of May 2021, replayed with compressed time (speed %g).\n", d.speed)
+	d.printf("Embedded NATS with JetStream at %s. Settle %s, repeat every %s, escalation %s before a deadline.\n",
+		d.app.ClientURL(), settle.Round(time.Millisecond), repeat.Round(time.Millisecond), escalate.Round(time.Millisecond))
+	d.printf("Lines starting with +SS.Ss are messages promemoria published, at that offset from the start.\n")
+
+	if err := d.story(ctx); err != nil {
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return errors.New("interrupted")
+		}
+		return err
+	}
+	cc.Stop()
+	return d.summary(ctx)
+}
+
+func (d *demo) story(ctx context.Context) error {
+	// 3 May: everything goes down.
+	d.chapter("Mon 3 May 2021", "a power supply fault at ANAC's seat takes the whole portal down.")
+	if err := d.publish(ctx, events.TypePortalDown, "all services", events.PortalChange{
+		Notice: "Guasto all'alimentazione elettrica presso la sede ANAC: portale non disponibile",
+	}); err != nil {
+		return err
+	}
+	if err := d.waitServices(ctx, "the portal to be down", func(s map[string]worker.ServiceStatus) bool {
+		return !s["payments"].Up && !s["smartcig"].Up && !s["pcp"].Up
+	}); err != nil {
+		return err
+	}
+
+	// 4-5 May: the authorities go on without ANAC.
+	d.chapter("Tue 4 - Wed 5 May", "urgent tenders are published with the CIG \"in fase di acquisizione\", and\n"+
+		"bidders who could not pay the ANAC contribution are admitted \"con riserva\".")
+	now := time.Now()
+	deadlineB := now.Add(d.scale(12*time.Second) + time.Second)
+	cigC, _ := cig.GenerateSIMOGv1(8734512)
+	if err := d.publish(ctx, events.TypeTenderPublished,
+		tenderA+" Comune di Valfiorita, lot 1 (35.000 €): Smart CIG pending, from smartcig",
+		events.TenderPublished{TenderID: tenderA, Title: "Manutenzione straordinaria del verde pubblico",
+			Authority: events.Authority{FiscalCode: "80001230125", Name: "Comune di Valfiorita"}, RUP: rupA,
+			PublishedAt: now, OfferDeadline: now.Add(15 * 24 * time.Hour),
+			Lots: []events.Lot{{LotID: "1", CIGService: "smartcig", BaseAmountCents: 35_000_00}}}); err != nil {
+		return err
+	}
+	if err := d.publish(ctx, events.TypeTenderPublished,
+		fmt.Sprintf("%s ASP di Montelago, lot 1 (450.000 €): CIG pending, from pcp; offers due %s", tenderB, d.rel(deadlineB)),
+		events.TenderPublished{TenderID: tenderB, Title: "Fornitura urgente di dispositivi di protezione individuale",
+			Authority: events.Authority{FiscalCode: "01122334455", Name: "Azienda Sanitaria Provinciale di Montelago"}, RUP: rupB,
+			PublishedAt: now, OfferDeadline: deadlineB,
+			Lots: []events.Lot{{LotID: "1", CIGService: "pcp", BaseAmountCents: 450_000_00}}}); err != nil {
+		return err
+	}
+	if err := d.publish(ctx, events.TypeTenderPublished,
+		tenderC+" Provincia di Montelago, lot 1 (450.000 €): CIG "+cigC+", offers opened today",
+		events.TenderPublished{TenderID: tenderC, Title: "Rifacimento della copertura della scuola media",
+			Authority: events.Authority{FiscalCode: "80009870123", Name: "Provincia di Montelago"}, RUP: rupC,
+			PublishedAt: now.Add(-30 * 24 * time.Hour), OfferDeadline: now.Add(-time.Hour),
+			Lots: []events.Lot{{LotID: "1", CIG: cigC, BaseAmountCents: 450_000_00}}}); err != nil {
+		return err
+	}
+	for _, oe := range []events.Operator{oe1, oe2} {
+		ar := events.AdmittedWithReserve{TenderID: tenderC, LotID: "1", Operator: oe}
+		summary := tenderC + " lot 1: " + oe.Name + " admitted with reserve"
+		if oe == oe2 {
+			ar.RegulariseBy = now.Add(10 * 24 * time.Hour)
+			summary += ", to pay within 10 days"
+		}
+		if err := d.publish(ctx, events.TypeAdmittedWithReserve, summary, ar); err != nil {
+			return err
+		}
+	}
+	if err := d.waitPending(ctx, "four open gaps", func(p []worker.PendingGap) bool { return len(p) == 4 }); err != nil {
+		return err
+	}
+	d.printf("        promemoria now remembers 4 gaps; no reminder goes while their services are down.\n")
+	d.pause(ctx)
+
+	// 6 May: payments are back, Smart CIG and PCP are not.
+	d.chapter("Thu 6 May", "most services are back, payments included; Smart CIG and PCP still fail.")
+	if err := d.publish(ctx, events.TypePortalUp, "payments, fvoe, simog, bdncp, ausa",
+		events.PortalChange{Services: []string{"payments", "fvoe", "simog", "bdncp", "ausa"}}); err != nil {
+		return err
+	}
+	if err := d.waitMsgs(ctx, "the contribution reminders", func(m demoMsg) bool {
+		return m.typ == events.TypeReminderContribution && m.seq == 1
+	}, 2); err != nil {
+		return err
+	}
+	d.pause(ctx)
+	d.chapter("", oe1.Name+" pays at once.")
+	if err := d.publish(ctx, events.TypeContributionPaid, tenderC+" lot 1: "+oe1.Name+" paid, receipt IUV 01234567890123456",
+		events.ContributionPaid{TenderID: tenderC, LotID: "1", OperatorFiscalCode: oe1.FiscalCode, Receipt: "IUV 01234567890123456"}); err != nil {
+		return err
+	}
+	if err := d.waitMsgs(ctx, "the contribution gap to be resolved", func(m demoMsg) bool {
+		return m.typ == events.TypeReminderResolved && m.operator == oe1.FiscalCode
+	}, 1); err != nil {
+		return err
+	}
+
+	// The offer deadline of tender B approaches while PCP is still down.
+	d.chapter("", "the offer deadline of "+tenderB+" is near and PCP is still down: the RUP is warned.")
+	if err := d.waitMsgs(ctx, "the escalation", func(m demoMsg) bool {
+		return m.typ == events.TypeReminderEscalation && m.tender == tenderB
+	}, 1); err != nil {
+		return err
+	}
+	d.printf("\n        $ promemoria pending\n")
+	gaps, err := worker.Pending(ctx, d.app.Worker().State(), worker.PendingFilter{}, d.app.Worker().Settle(), time.Now())
+	if err != nil {
+		return err
+	}
+	var table strings.Builder
+	writePendingTable(&table, gaps)
+	d.printf("%s", indent(table.String(), "        "))
+	d.pause(ctx)
+
+	// 7 May: Smart CIG and PCP are back.
+	d.chapter("Fri 7 May", "Smart CIG and PCP are back: the RUPs are asked for their CIGs.")
+	if err := d.publish(ctx, events.TypePortalUp, "smartcig, pcp", events.PortalChange{Services: []string{"smartcig", "pcp"}}); err != nil {
+		return err
+	}
+	if err := d.waitMsgs(ctx, "the CIG reminders", func(m demoMsg) bool {
+		return m.typ == events.TypeReminderCIG && m.seq == 1
+	}, 2); err != nil {
+		return err
+	}
+	d.chapter("", "no CIG yet: the reminders repeat.")
+	if err := d.waitMsgs(ctx, "a repeated CIG reminder", func(m demoMsg) bool {
+		return m.typ == events.TypeReminderCIG && m.seq == 2
+	}, 1); err != nil {
+		return err
+	}
+
+	// The CIGs arrive, one with a typo first.
+	cigA, _ := cig.GenerateSmart('Z', 0x31A2B7C)
+	cigB, _ := cig.GenerateSIMOGv2('B', 0x0A1F3C)
+	typo := cigB[:9] + string("0123456789ABCDEF"[(strings.IndexByte("0123456789ABCDEF", cigB[9])+1)%16])
+	d.chapter("", "the RUP of "+tenderB+" mistypes the CIG: the worker dead-letters it and keeps the gap open.")
+	if err := d.publishUnchecked(ctx, events.TypeCIGAssigned, tenderB+" lot 1: CIG "+typo,
+		events.CIGAssigned{TenderID: tenderB, LotID: "1", CIG: typo}); err != nil {
+		return err
+	}
+	if err := d.waitMsgs(ctx, "the dead letter", func(m demoMsg) bool { return m.typ == events.TypeDeadLetter }, 1); err != nil {
+		return err
+	}
+	d.pause(ctx)
+	d.chapter("", "the CIGs are acquired and "+oe2.Name+" pays: every gap is closed.")
+	if err := d.publish(ctx, events.TypeCIGAssigned, tenderA+" lot 1: Smart CIG "+cigA,
+		events.CIGAssigned{TenderID: tenderA, LotID: "1", CIG: cigA}); err != nil {
+		return err
+	}
+	if err := d.publish(ctx, events.TypeCIGAssigned, tenderB+" lot 1: CIG "+cigB,
+		events.CIGAssigned{TenderID: tenderB, LotID: "1", CIG: cigB}); err != nil {
+		return err
+	}
+	if err := d.publish(ctx, events.TypeContributionPaid, tenderC+" lot 1: "+oe2.Name+" paid, receipt IUV 98765432109876543",
+		events.ContributionPaid{TenderID: tenderC, LotID: "1", OperatorFiscalCode: oe2.FiscalCode, Receipt: "IUV 98765432109876543"}); err != nil {
+		return err
+	}
+	if err := d.waitMsgs(ctx, "every gap to be resolved", func(m demoMsg) bool { return m.typ == events.TypeReminderResolved }, 4); err != nil {
+		return err
+	}
+	return d.waitPending(ctx, "no open gap", func(p []worker.PendingGap) bool { return len(p) == 0 })
+}
+
+func (d *demo) summary(ctx context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	count := map[events.Type]int{}
+	for _, m := range d.msgs {
+		count[m.typ]++
+	}
+	reminders := count[events.TypeReminderCIG] + count[events.TypeReminderContribution] + count[events.TypeReminderEscalation] + count[events.TypeReminderResolved]
+	d.printf("\nDone in %.1fs: %d reminders (%d contribution, %d cig, %d escalation, %d resolved) and %d dead letter.\n",
+		time.Since(d.start).Seconds(), reminders, count[events.TypeReminderContribution], count[events.TypeReminderCIG],
+		count[events.TypeReminderEscalation], count[events.TypeReminderResolved], count[events.TypeDeadLetter])
+	if len(d.dupes) > 0 {
+		return fmt.Errorf("reminders published twice: %s", strings.Join(d.dupes, ", "))
+	}
+	d.printf("Open gaps left: 0. No reminder was sent twice: each id derives from the gap, its kind and sequence.\n")
+	d.printf("Next: \"promemoria serve\" runs the service; feed it with \"promemoria publish\" and watch \"promemoria pending\".\n")
+	return ctx.Err()
+}
+
+// chapter prints a step of the story.
+func (d *demo) chapter(date, text string) {
+	if date != "" {
+		d.printf("\n== %s: %s\n", date, text)
+		return
+	}
+	d.printf("\n== %s\n", text)
+}
+
+func (d *demo) pause(ctx context.Context) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d.scale(demoPause)):
+	}
+}
+
+// publish validates and publishes an input event as "promemoria publish"
+// does.
+func (d *demo) publish(ctx context.Context, typ events.Type, summary string, data any) error {
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return err
+	}
+	d.n++
+	id := fmt.Sprintf("demo-%03d", d.n)
+	body, err := buildEvent(typ, "promemoria-demo", id, time.Now(), raw, events.DefaultLimits())
+	if err != nil {
+		return fmt.Errorf("%s: %w", typ, err)
+	}
+	d.printf("   > %-26s %s\n", typ, summary)
+	_, err = publishRaw(ctx, d.js, d.subj.Of(typ), id, typ, body)
+	return err
+}
+
+// publishUnchecked publishes an event without validating it first, to show
+// what the worker does with an invalid one.
+func (d *demo) publishUnchecked(ctx context.Context, typ events.Type, summary string, data any) error {
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return err
+	}
+	d.n++
+	id := fmt.Sprintf("demo-%03d", d.n)
+	body, err := json.Marshal(events.Envelope{SpecVersion: events.SpecVersion, ID: id, Source: "promemoria-demo", Type: typ,
+		Time: time.Now(), DataContentType: events.ContentType, Data: raw})
+	if err != nil {
+		return err
+	}
+	d.printf("   > %-26s %s\n", typ, summary)
+	_, err = publishRaw(ctx, d.js, d.subj.Of(typ), id, typ, body)
+	return err
+}
+
+// waitFor polls cond until it holds, the step times out or ctx ends.
+func (d *demo) waitFor(ctx context.Context, what string, cond func() (bool, error)) error {
+	ctx, cancel := context.WithTimeout(ctx, demoStepTimeout)
+	defer cancel()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		ok, err := cond()
+		if err != nil {
+			return fmt.Errorf("waiting for %s: %w", what, err)
+		}
+		if ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s: %w", what, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// waitMsgs waits until n messages that match have been seen.
+func (d *demo) waitMsgs(ctx context.Context, what string, match func(demoMsg) bool, n int) error {
+	return d.waitFor(ctx, what, func() (bool, error) {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		c := 0
+		for _, m := range d.msgs {
+			if match(m) {
+				c++
+			}
+		}
+		return c >= n, nil
+	})
+}
+
+func (d *demo) waitPending(ctx context.Context, what string, cond func([]worker.PendingGap) bool) error {
+	w := d.app.Worker()
+	return d.waitFor(ctx, what, func() (bool, error) {
+		p, err := worker.Pending(ctx, w.State(), worker.PendingFilter{}, w.Settle(), time.Now())
+		return err == nil && cond(p), err
+	})
+}
+
+func (d *demo) waitServices(ctx context.Context, what string, cond func(map[string]worker.ServiceStatus) bool) error {
+	return d.waitFor(ctx, what, func() (bool, error) {
+		list, err := worker.Services(ctx, d.app.Worker().State())
+		if err != nil {
+			return false, err
+		}
+		m := map[string]worker.ServiceStatus{}
+		for _, s := range list {
+			m[s.Name] = s
+		}
+		return cond(m), nil
+	})
+}
+
+// onOutput prints a message of the output stream and records it.
+func (d *demo) onOutput(msg jetstream.Msg) {
+	var env events.Envelope
+	if err := json.Unmarshal(msg.Data(), &env); err != nil {
+		d.printf("   ! unreadable message on %s: %v\n", msg.Subject(), err)
+		return
+	}
+	at := d.rel(time.Now())
+	switch env.Type {
+	case events.TypeReminderCIG, events.TypeReminderContribution, events.TypeReminderEscalation:
+		var r events.Reminder
+		if err := json.Unmarshal(env.Data, &r); err != nil {
+			d.printf("   ! unreadable %s: %v\n", env.Type, err)
+			return
+		}
+		d.record(env.ID, demoMsg{typ: env.Type, kind: r.Kind, tender: r.TenderID, lot: r.LotID, operator: r.OperatorFiscalCode, seq: r.Sequence})
+		d.printReminder(at, env.Type, &r)
+	case events.TypeReminderResolved:
+		var r events.Resolved
+		if err := json.Unmarshal(env.Data, &r); err != nil {
+			d.printf("   ! unreadable %s: %v\n", env.Type, err)
+			return
+		}
+		d.record(env.ID, demoMsg{typ: env.Type, kind: r.Kind, tender: r.TenderID, lot: r.LotID, operator: r.OperatorFiscalCode})
+		var b strings.Builder
+		fmt.Fprintf(&b, "%s  %s  %s lot %s, after %d reminder(s)  -> %s\n", at, env.Type, r.TenderID, r.LotID, r.RemindersSent, person(r.Recipient))
+		b.WriteString(wrap(r.Message.IT, 96, "        "))
+		d.printf("%s", b.String())
+	case events.TypeDeadLetter:
+		var dl events.DeadLetter
+		if err := json.Unmarshal(env.Data, &dl); err != nil {
+			d.printf("   ! unreadable %s: %v\n", env.Type, err)
+			return
+		}
+		d.record(env.ID, demoMsg{typ: env.Type})
+		d.printf("%s  %s  %s refused: %s\n", at, env.Type, d.subj.TypeOf(dl.Subject), dl.Error)
+	}
+}
+
+func (d *demo) record(id string, m demoMsg) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.ids[id] {
+		d.dupes = append(d.dupes, id)
+	}
+	d.ids[id] = true
+	d.msgs = append(d.msgs, m)
+}
+
+func (d *demo) printReminder(at string, typ events.Type, r *events.Reminder) {
+	var b strings.Builder
+	what := fmt.Sprintf("%s lot %s", r.TenderID, r.LotID)
+	if r.OperatorFiscalCode != "" {
+		what += " operator " + r.OperatorFiscalCode
+	}
+	to := "-> " + person(r.Recipient)
+	for _, cc := range r.CC {
+		to += ", cc " + cc.Name
+	}
+	if typ != events.TypeReminderEscalation && r.Sequence > 1 {
+		// A repeat: the text is the first one's, with its number.
+		fmt.Fprintf(&b, "%s  %s #%d  %s  %s (sollecito n. %d)
+", at, typ, r.Sequence, what, to, r.Sequence)
+		d.printf("%s", b.String())
+		return
+	}
+	svc := r.Service + " up since " + d.rel(r.ServiceUpSince)
+	if !r.ServiceUp {
+		svc = r.Service + " still down"
+	}
+	if o := r.Outage; o != nil {
+		svc += fmt.Sprintf(", outage %s to %s", d.rel(o.From), d.rel(o.To))
+	}
+	seq := fmt.Sprintf(" #%d", r.Sequence)
+	if typ == events.TypeReminderEscalation {
+		seq = ""
+	}
+	fmt.Fprintf(&b, "%s  %s%s  %s  %s
+", at, typ, seq, what, to)
+	fmt.Fprintf(&b, "        [%s; deadline %s]
+", svc, d.rel(r.Deadline))
+	b.WriteString(wrap(r.Message.IT, 96, "        "))
+	d.printf("%s", b.String())
+}
+
+func person(p events.Person) string {
+	if p.Name == "" {
+		return "<" + p.Email + ">"
+	}
+	return p.Name + " <" + p.Email + ">"
+}
+
+// wrap breaks text into lines of at most width bytes, each prefixed.
+func wrap(text string, width int, prefix string) string {
+	var b strings.Builder
+	line := prefix
+	for _, w := range strings.Fields(text) {
+		if len(line) > len(prefix) && len(line)+1+len(w) > width {
+			b.WriteString(line + "\n")
+			line = prefix
+		}
+		if len(line) > len(prefix) {
+			line += " "
+		}
+		line += w
+	}
+	if len(line) > len(prefix) {
+		b.WriteString(line + "\n")
+	}
+	return b.String()
+}
+
+func indent(text, prefix string) string {
+	lines := strings.SplitAfter(text, "\n")
+	for i, l := range lines {
+		if l != "" {
+			lines[i] = prefix + l
+		}
+	}
+	return strings.Join(lines, "")
+}

@@ -1,0 +1,316 @@
+package worker
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/promemoria/promemoria/events"
+	"github.com/promemoria/promemoria/gap"
+	"github.com/promemoria/promemoria/outage"
+)
+
+// This file holds the read-only queries behind `promemoria pending`,
+// `promemoria services`, /v1/pending and /v1/services. They read the state
+// bucket and never write to it, so they are safe to run against a live
+// deployment from any number of clients.
+
+// State returns the worker's state bucket (services, tenders, gaps).
+func (w *Worker) State() jetstream.KeyValue { return w.res.state }
+
+// Settle returns how long a service must stay up before its gaps are
+// reminded.
+func (w *Worker) Settle() time.Duration { return w.opts.Policy.Settle }
+
+// Now returns the time on the worker's clock.
+func (w *Worker) Now() time.Time { return w.now() }
+
+// ErrBadFilter is wrapped by the error Pending returns for a filter it
+// cannot apply (an unknown kind).
+var ErrBadFilter = errors.New("bad filter")
+
+// PendingFilter selects open gaps; an empty field matches every gap.
+type PendingFilter struct {
+	// Service is the ANAC service the gap waits for (smartcig, pcp, payments…).
+	Service string
+	// TenderID is the tender's id.
+	TenderID string
+	// Kind is cig or contribution.
+	Kind events.Kind
+}
+
+// The states of a pending gap, from the reminders' point of view.
+const (
+	// PendingServiceDown: its service is down; no reminder until it is back.
+	PendingServiceDown = "service_down"
+	// PendingSettling: its service is back but has not yet stayed up for
+	// settle.
+	PendingSettling = "settling"
+	// PendingDue: its service is ready and the first reminder is about to go.
+	PendingDue = "due"
+	// PendingReminded: reminded at least once; the next one goes at next_due.
+	PendingReminded = "reminded"
+)
+
+// PendingGap is one open gap as the operator sees it.
+type PendingGap struct {
+	Key                string        `json:"key"`
+	TenderID           string        `json:"tender_id"`
+	TenderTitle        string        `json:"tender_title,omitempty"`
+	LotID              string        `json:"lot_id"`
+	Kind               events.Kind   `json:"kind"`
+	Service            string        `json:"service"`
+	OperatorFiscalCode string        `json:"operator_fiscal_code,omitempty"`
+	Recipient          events.Person `json:"recipient"`
+	// RemindersSent is the gap's sequence: how many reminders went out.
+	RemindersSent  int       `json:"reminders_sent"`
+	LastRemindedAt time.Time `json:"last_reminded_at,omitzero"`
+	// NextDue is when the gap's durable timer fires next (a repeat or the
+	// escalation); zero while nothing is scheduled, e.g. while its service
+	// is down and no escalation is pending.
+	NextDue     time.Time `json:"next_due,omitzero"`
+	Deadline    time.Time `json:"deadline,omitzero"`
+	OpenedAt    time.Time `json:"opened_at"`
+	Escalated   bool      `json:"escalated"`
+	EscalatedAt time.Time `json:"escalated_at,omitzero"`
+	// ServiceUp tells whether the gap's service is up; ReadyAt is when its
+	// gaps may be reminded (up since + settle), zero while it is down.
+	ServiceUp bool      `json:"service_up"`
+	ReadyAt   time.Time `json:"ready_at,omitzero"`
+	// State is one of service_down, settling, due, reminded.
+	State string `json:"state"`
+}
+
+// Pending lists the open gaps that match f, sorted by deadline (gaps with
+// no deadline last), then tender, lot, kind and operator. settle and now
+// decide whether a gap's service is still settling.
+func Pending(ctx context.Context, kv jetstream.KeyValue, f PendingFilter, settle time.Duration, now time.Time) ([]PendingGap, error) {
+	if f.Kind != "" && f.Kind != events.KindCIG && f.Kind != events.KindContribution {
+		return nil, fmt.Errorf("%w: kind %q: want %s or %s", ErrBadFilter, f.Kind, events.KindCIG, events.KindContribution)
+	}
+	keys, err := listKeys(ctx, kv, pendingFilter(f))
+	if err != nil {
+		return nil, err
+	}
+	gaps, err := getGaps(ctx, kv, keys)
+	if err != nil {
+		return nil, err
+	}
+	services := map[string]*outage.Service{}
+	out := make([]PendingGap, 0, len(gaps))
+	for _, g := range gaps {
+		// The key filter already selected; these checks guard against a
+		// record whose content disagrees with its key.
+		if !g.Open || (f.TenderID != "" && g.TenderID != f.TenderID) || (f.Kind != "" && g.Kind != f.Kind) ||
+			(f.Service != "" && g.Service != f.Service) {
+			continue
+		}
+		svc, ok := services[g.Service]
+		if !ok {
+			svc = &outage.Service{Name: g.Service}
+			if _, err := getJSON(ctx, kv, serviceKey(g.Service), svc); err != nil {
+				return nil, err
+			}
+			services[g.Service] = svc
+		}
+		out = append(out, pendingOf(g, svc, settle, now))
+	}
+	slices.SortFunc(out, func(a, b PendingGap) int {
+		switch {
+		case a.Deadline.IsZero() != b.Deadline.IsZero():
+			if a.Deadline.IsZero() {
+				return 1
+			}
+			return -1
+		}
+		return cmp.Or(a.Deadline.Compare(b.Deadline), cmp.Compare(a.TenderID, b.TenderID),
+			cmp.Compare(a.LotID, b.LotID), cmp.Compare(a.Kind, b.Kind),
+			cmp.Compare(a.OperatorFiscalCode, b.OperatorFiscalCode))
+	})
+	return out, nil
+}
+
+// pendingFilter narrows the key listing on the server: every gap key is
+// gap.<service>.<kind>.<tender>.<lot>[.<operator>].
+func pendingFilter(f PendingFilter) string {
+	tok := func(s string) string {
+		if s == "" {
+			return "*"
+		}
+		return gap.Token(s)
+	}
+	return "gap." + tok(f.Service) + "." + tok(string(f.Kind)) + "." + tok(f.TenderID) + ".>"
+}
+
+func pendingOf(g *gap.Gap, svc *outage.Service, settle time.Duration, now time.Time) PendingGap {
+	p := PendingGap{
+		Key: g.Key, TenderID: g.TenderID, TenderTitle: g.Title, LotID: g.LotID, Kind: g.Kind, Service: g.Service,
+		OperatorFiscalCode: g.OperatorFiscalCode(), Recipient: g.Recipient(),
+		RemindersSent: g.Sequence, LastRemindedAt: g.LastRemindedAt, NextDue: g.WakeAt,
+		Deadline: g.Deadline, OpenedAt: g.OpenedAt, Escalated: g.Escalated, EscalatedAt: g.EscalatedAt,
+		ServiceUp: svc.Up(),
+	}
+	ready, ok := svc.ReadyAt(settle)
+	switch {
+	case !ok:
+		p.State = PendingServiceDown
+	case g.Sequence > 0:
+		p.State = PendingReminded
+	case now.Before(ready):
+		p.State = PendingSettling
+	default:
+		p.State = PendingDue
+	}
+	if ok {
+		p.ReadyAt = ready
+	}
+	return p
+}
+
+// ServiceStatus is the state of one ANAC service.
+type ServiceStatus struct {
+	Name string `json:"name"`
+	Up   bool   `json:"up"`
+	// UpSince is when the current run of "up" began (zero if the service
+	// is down or was never reported down).
+	UpSince time.Time `json:"up_since,omitzero"`
+	// DownSince is when the current outage began (zero if up).
+	DownSince time.Time `json:"down_since,omitzero"`
+	// LastOutage is the latest outage; its to is absent while it lasts.
+	LastOutage *events.Outage `json:"last_outage,omitempty"`
+	// Outages counts the outages remembered.
+	Outages int `json:"outages"`
+	// OpenGaps counts the gaps that wait for the service.
+	OpenGaps int `json:"open_gaps"`
+	// Reported is false for a service promemoria knows only because gaps
+	// wait for it: no portal event ever named it, so it counts as up.
+	Reported bool `json:"reported"`
+}
+
+// Services returns every service promemoria has seen, sorted by name: those
+// named by a portal event and those that open gaps wait for.
+func Services(ctx context.Context, kv jetstream.KeyValue) ([]ServiceStatus, error) {
+	svcKeys, err := listKeys(ctx, kv, "svc.>")
+	if err != nil {
+		return nil, err
+	}
+	gapKeys, err := listKeys(ctx, kv, "gap.>")
+	if err != nil {
+		return nil, err
+	}
+	byName := map[string]*ServiceStatus{}
+	for _, key := range svcKeys {
+		name := gap.Untoken(strings.TrimPrefix(key, "svc."))
+		svc := &outage.Service{Name: name}
+		rev, err := getJSON(ctx, kv, key, svc)
+		if err != nil {
+			return nil, err
+		}
+		if rev == 0 {
+			continue // deleted since it was listed
+		}
+		st := &ServiceStatus{
+			Name: name, Up: svc.Up(), UpSince: svc.UpSince(), DownSince: svc.DownSince(),
+			Outages: len(svc.Outages()), Reported: true,
+		}
+		if o, ok := svc.LastOutage(); ok {
+			st.LastOutage = &o
+		}
+		byName[name] = st
+	}
+	for _, key := range gapKeys {
+		parts := strings.SplitN(key, ".", 3)
+		if len(parts) < 3 {
+			continue
+		}
+		name := gap.Untoken(parts[1])
+		st, ok := byName[name]
+		if !ok {
+			st = &ServiceStatus{Name: name, Up: true}
+			byName[name] = st
+		}
+		st.OpenGaps++
+	}
+	out := make([]ServiceStatus, 0, len(byName))
+	for _, st := range byName {
+		out = append(out, *st)
+	}
+	slices.SortFunc(out, func(a, b ServiceStatus) int { return cmp.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// listKeys returns the keys that match filter, each once (a listing may
+// report a key twice while it is being written).
+func listKeys(ctx context.Context, kv jetstream.KeyValue, filter string) ([]string, error) {
+	lister, err := kv.ListKeysFiltered(ctx, filter)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", filter, err)
+	}
+	defer func() { _ = lister.Stop() }()
+	seen := map[string]bool{}
+	var keys []string
+	for {
+		select {
+		case key, ok := <-lister.Keys():
+			if !ok {
+				slices.Sort(keys)
+				return keys, nil
+			}
+			if !seen[key] {
+				seen[key] = true
+				keys = append(keys, key)
+			}
+		case <-ctx.Done():
+			return nil, fmt.Errorf("list %s: %w", filter, ctx.Err())
+		}
+	}
+}
+
+// getGaps loads the gaps at keys, a few at a time; a key purged since it
+// was listed is skipped.
+func getGaps(ctx context.Context, kv jetstream.KeyValue, keys []string) ([]*gap.Gap, error) {
+	const parallel = 16
+	gaps := make([]*gap.Gap, len(keys))
+	errs := make([]error, len(keys))
+	sem := make(chan struct{}, parallel)
+	var wg sync.WaitGroup
+	for i, key := range keys {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			e, err := kv.Get(ctx, key)
+			if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+				return
+			}
+			if err != nil {
+				errs[i] = fmt.Errorf("get %s: %w", key, err)
+				return
+			}
+			g := &gap.Gap{}
+			if err := json.Unmarshal(e.Value(), g); err != nil {
+				errs[i] = fmt.Errorf("decode %s (revision %d): %w", key, e.Revision(), err)
+				return
+			}
+			if g.Key == "" {
+				g.Key = key
+			}
+			gaps[i] = g
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return slices.DeleteFunc(gaps, func(g *gap.Gap) bool { return g == nil }), nil
+}
