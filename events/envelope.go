@@ -70,6 +70,9 @@ func Decode(raw []byte, subjectType Type, lim Limits) (*Event, error) {
 	if !utf8.Valid(raw) {
 		return nil, invalid(ReasonInvalidUTF8, "", "message is not valid UTF-8")
 	}
+	if d := depth(raw); d > MaxDepth {
+		return nil, invalid(ReasonTooDeep, "", "JSON nested %d levels deep, the limit is %d", d, MaxDepth)
+	}
 	var env Envelope
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	if err := dec.Decode(&env); err != nil {
@@ -93,6 +96,41 @@ func Decode(raw []byte, subjectType Type, lim Limits) (*Event, error) {
 		return nil, err
 	}
 	return ev, nil
+}
+
+// MaxDepth is the deepest JSON nesting accepted: the contract needs 4.
+const MaxDepth = 32
+
+// depth returns the deepest nesting of objects and arrays in raw, ignoring
+// brackets inside strings. It stops counting once past MaxDepth.
+func depth(raw []byte) int {
+	d, maxD, inStr, esc := 0, 0, false, false
+	for _, c := range raw {
+		switch {
+		case inStr:
+			switch {
+			case esc:
+				esc = false
+			case c == '\\':
+				esc = true
+			case c == '"':
+				inStr = false
+			}
+		case c == '"':
+			inStr = true
+		case c == '{' || c == '[':
+			d++
+			if d > maxD {
+				maxD = d
+				if maxD > MaxDepth {
+					return maxD
+				}
+			}
+		case c == '}' || c == ']':
+			d--
+		}
+	}
+	return maxD
 }
 
 func (e *Envelope) validate(lim Limits) error {

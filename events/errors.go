@@ -15,6 +15,7 @@ const (
 	ReasonOversized     Reason = "oversized"
 	ReasonInvalidUTF8   Reason = "invalid_utf8"
 	ReasonNotJSON       Reason = "not_json"
+	ReasonTooDeep       Reason = "too_deep"
 	ReasonBadEnvelope   Reason = "bad_envelope"
 	ReasonUnknownType   Reason = "unknown_type"
 	ReasonTypeMismatch  Reason = "type_mismatch"

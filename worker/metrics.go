@@ -32,6 +32,7 @@ type Metrics struct {
 	timersFired  atomic.Int64
 	emitted      atomic.Int64
 	deadLettered atomic.Int64
+	eventsAcked  atomic.Int64
 }
 
 func newMetrics() *Metrics {
@@ -75,6 +76,9 @@ type Snapshot struct {
 	GapsOpened, GapsClosed                 int64
 	TimersSet, TimersFired                 int64
 	Emitted, DeadLettered                  int64
+	// EventsAcked counts input events settled for good: applied, skipped
+	// as duplicates or dead-lettered.
+	EventsAcked int64
 }
 
 // Snapshot returns the counters.
@@ -84,6 +88,7 @@ func (m *Metrics) Snapshot() Snapshot {
 		GapsOpened: m.gapsOpened.Load(), GapsClosed: m.gapsClosed.Load(),
 		TimersSet: m.timersSet.Load(), TimersFired: m.timersFired.Load(),
 		Emitted: m.emitted.Load(), DeadLettered: m.deadLettered.Load(),
+		EventsAcked: m.eventsAcked.Load(),
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -80,6 +81,9 @@ func (w *Worker) settle(msg jetstream.Msg, ok bool, delay time.Duration) {
 	var err error
 	if ok {
 		err = msg.Ack()
+		if err == nil && !strings.HasPrefix(msg.Subject(), "_promemoria.") {
+			w.metrics.eventsAcked.Add(1)
+		}
 	} else {
 		err = msg.NakWithDelay(delay)
 	}

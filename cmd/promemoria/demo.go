@@ -124,12 +124,16 @@ func (d *demo) scale(t time.Duration) time.Duration { return time.Duration(float
 
 func (d *demo) printf(format string, args ...any) { fmt.Fprintf(d.out, format, args...) }
 
-// rel formats t as an offset from the start of the demo.
+// rel formats t as an offset from the start of the demo, or as a date if
+// it is beyond the demo's horizon.
 func (d *demo) rel(t time.Time) string {
 	if t.IsZero() {
 		return "-"
 	}
-	return fmt.Sprintf("+%04.1fs", t.Sub(d.start).Seconds())
+	if off := t.Sub(d.start); off > -time.Hour && off < time.Hour {
+		return fmt.Sprintf("+%04.1fs", off.Seconds())
+	}
+	return t.Local().Format("2006-01-02 15:04")
 }
 
 // The cast. Names, codes and addresses are invented.
@@ -206,7 +210,7 @@ func (d *demo) run(ctx context.Context) error {
 
 func (d *demo) story(ctx context.Context) error {
 	// 3 May: everything goes down.
-	d.chapter("Mon 3 May 2021", "a power supply fault at ANAC's seat takes the whole portal down.")
+	d.chapter("Mon 3 May 2021", "A power supply fault at ANAC's seat takes the whole portal down.")
 	if err := d.publish(ctx, events.TypePortalDown, "all services", events.PortalChange{
 		Notice: "Guasto all'alimentazione elettrica presso la sede ANAC: portale non disponibile",
 	}); err != nil {
@@ -219,7 +223,7 @@ func (d *demo) story(ctx context.Context) error {
 	}
 
 	// 4-5 May: the authorities go on without ANAC.
-	d.chapter("Tue 4 - Wed 5 May", "urgent tenders are published with the CIG \"in fase di acquisizione\", and\n"+
+	d.chapter("Tue 4 - Wed 5 May", "Urgent tenders are published with the CIG \"in fase di acquisizione\", and "+
 		"bidders who could not pay the ANAC contribution are admitted \"con riserva\".")
 	now := time.Now()
 	deadlineB := now.Add(d.scale(12*time.Second) + time.Second)
@@ -266,7 +270,7 @@ func (d *demo) story(ctx context.Context) error {
 	d.pause(ctx)
 
 	// 6 May: payments are back, Smart CIG and PCP are not.
-	d.chapter("Thu 6 May", "most services are back, payments included; Smart CIG and PCP still fail.")
+	d.chapter("Thu 6 May", "Most services are back, payments included; Smart CIG and PCP still fail.")
 	if err := d.publish(ctx, events.TypePortalUp, "payments, fvoe, simog, bdncp, ausa",
 		events.PortalChange{Services: []string{"payments", "fvoe", "simog", "bdncp", "ausa"}}); err != nil {
 		return err
@@ -289,7 +293,7 @@ func (d *demo) story(ctx context.Context) error {
 	}
 
 	// The offer deadline of tender B approaches while PCP is still down.
-	d.chapter("", "the offer deadline of "+tenderB+" is near and PCP is still down: the RUP is warned.")
+	d.chapter("", "The offer deadline of "+tenderB+" is near and PCP is still down: the RUP is warned.")
 	if err := d.waitMsgs(ctx, "the escalation", func(m demoMsg) bool {
 		return m.typ == events.TypeReminderEscalation && m.tender == tenderB
 	}, 1); err != nil {
@@ -315,7 +319,7 @@ func (d *demo) story(ctx context.Context) error {
 	}, 2); err != nil {
 		return err
 	}
-	d.chapter("", "no CIG yet: the reminders repeat.")
+	d.chapter("", "No CIG yet: the reminders repeat.")
 	if err := d.waitMsgs(ctx, "a repeated CIG reminder", func(m demoMsg) bool {
 		return m.typ == events.TypeReminderCIG && m.seq == 2
 	}, 1); err != nil {
@@ -326,7 +330,7 @@ func (d *demo) story(ctx context.Context) error {
 	cigA, _ := cig.GenerateSmart('Z', 0x31A2B7C)
 	cigB, _ := cig.GenerateSIMOGv2('B', 0x0A1F3C)
 	typo := cigB[:9] + string("0123456789ABCDEF"[(strings.IndexByte("0123456789ABCDEF", cigB[9])+1)%16])
-	d.chapter("", "the RUP of "+tenderB+" mistypes the CIG: the worker dead-letters it and keeps the gap open.")
+	d.chapter("", "The RUP of "+tenderB+" mistypes the CIG: the worker dead-letters it and keeps the gap open.")
 	if err := d.publishUnchecked(ctx, events.TypeCIGAssigned, tenderB+" lot 1: CIG "+typo,
 		events.CIGAssigned{TenderID: tenderB, LotID: "1", CIG: typo}); err != nil {
 		return err
@@ -335,7 +339,7 @@ func (d *demo) story(ctx context.Context) error {
 		return err
 	}
 	d.pause(ctx)
-	d.chapter("", "the CIGs are acquired and "+oe2.Name+" pays: every gap is closed.")
+	d.chapter("", "The CIGs are acquired and "+oe2.Name+" pays: every gap is closed.")
 	if err := d.publish(ctx, events.TypeCIGAssigned, tenderA+" lot 1: Smart CIG "+cigA,
 		events.CIGAssigned{TenderID: tenderA, LotID: "1", CIG: cigA}); err != nil {
 		return err
@@ -373,13 +377,15 @@ func (d *demo) summary(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// chapter prints a step of the story.
+// chapter prints a step of the story: its date, if it has one, then what
+// happens.
 func (d *demo) chapter(date, text string) {
 	if date != "" {
-		d.printf("\n== %s: %s\n", date, text)
-		return
+		d.printf("\n== %s\n", date)
+	} else {
+		d.printf("\n")
 	}
-	d.printf("\n== %s\n", text)
+	d.printf("%s", wrap(text, 96, "   "))
 }
 
 func (d *demo) pause(ctx context.Context) {
@@ -546,8 +552,7 @@ func (d *demo) printReminder(at string, typ events.Type, r *events.Reminder) {
 	}
 	if typ != events.TypeReminderEscalation && r.Sequence > 1 {
 		// A repeat: the text is the first one's, with its number.
-		fmt.Fprintf(&b, "%s  %s #%d  %s  %s (sollecito n. %d)
-", at, typ, r.Sequence, what, to, r.Sequence)
+		fmt.Fprintf(&b, "%s  %s #%d  %s  %s (sollecito n. %d)\n", at, typ, r.Sequence, what, to, r.Sequence)
 		d.printf("%s", b.String())
 		return
 	}
@@ -555,17 +560,21 @@ func (d *demo) printReminder(at string, typ events.Type, r *events.Reminder) {
 	if !r.ServiceUp {
 		svc = r.Service + " still down"
 	}
-	if o := r.Outage; o != nil {
+	if o := r.Outage; o != nil && o.To.IsZero() {
+		svc += ", outage since " + d.rel(o.From)
+	} else if o != nil {
 		svc += fmt.Sprintf(", outage %s to %s", d.rel(o.From), d.rel(o.To))
+	}
+	deadline := "deadline " + d.rel(r.Deadline)
+	if r.Deadline.IsZero() {
+		deadline = "no deadline"
 	}
 	seq := fmt.Sprintf(" #%d", r.Sequence)
 	if typ == events.TypeReminderEscalation {
 		seq = ""
 	}
-	fmt.Fprintf(&b, "%s  %s%s  %s  %s
-", at, typ, seq, what, to)
-	fmt.Fprintf(&b, "        [%s; deadline %s]
-", svc, d.rel(r.Deadline))
+	fmt.Fprintf(&b, "%s  %s%s  %s  %s\n", at, typ, seq, what, to)
+	fmt.Fprintf(&b, "        [%s; %s]\n", svc, deadline)
 	b.WriteString(wrap(r.Message.IT, 96, "        "))
 	d.printf("%s", b.String())
 }
