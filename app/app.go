@@ -58,9 +58,9 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 
 // Start starts promemoria and returns once its worker consumes. Stop it by
 // cancelling ctx (then Wait) or with Stop.
-func Start(ctx context.Context, cfg *config.Config, log zerolog.Logger, o Options) (a *App, err error) {
+func Start(ctx context.Context, cfg *config.Config, log zerolog.Logger, o Options) (_ *App, err error) {
 	ctx, cancel := context.WithCancel(ctx)
-	a = &App{cfg: cfg, log: log, done: make(chan error, 1), cancel: cancel}
+	a := &App{cfg: cfg, log: log, done: make(chan error, 1), cancel: cancel}
 	defer func() {
 		if err != nil {
 			cancel()
@@ -185,7 +185,9 @@ func (a *App) connect() (*nats.Conn, error) {
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.RetryOnFailedConnect(false),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			a.log.Warn().Err(err).Msg("NATS disconnected")
+			if err != nil {
+				a.log.Warn().Err(err).Msg("NATS disconnected")
+			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			a.log.Info().Str("url", nc.ConnectedUrlRedacted()).Msg("NATS reconnected")
