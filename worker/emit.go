@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/promemoria/promemoria/events"
 	"github.com/promemoria/promemoria/gap"
@@ -18,10 +19,18 @@ import (
 // deterministic.
 const Source = "promemoria"
 
-// emit publishes the message an action asks for and waits for the output
-// stream's ack. Its id is gap.ReminderID, so a retry after a crash is
-// dropped by the stream's duplicate window.
-func (w *Worker) emit(ctx context.Context, g *gap.Gap, svc *outage.Service, a gap.Action, now time.Time) error {
+// outMsg is a message about to be published and what to log once it is.
+type outMsg struct {
+	msg *nats.Msg
+	typ events.Type
+	id  string
+	seq int
+}
+
+// reminderMsg builds the message an action asks for. Its id is
+// gap.ReminderID, so a retry after a crash is dropped by the output
+// stream's duplicate window.
+func (w *Worker) reminderMsg(g *gap.Gap, svc *outage.Service, a gap.Action, now time.Time) (outMsg, error) {
 	var (
 		typ  events.Type
 		data any
@@ -51,16 +60,48 @@ func (w *Worker) emit(ctx context.Context, g *gap.Gap, svc *outage.Service, a ga
 		}
 		data = res
 	default:
-		return fmt.Errorf("unknown action %v", a.Type)
+		return outMsg{}, fmt.Errorf("unknown action %v", a.Type)
 	}
 	rid := reminderIDOf(data)
-	if err := w.publishEvent(ctx, typ, rid, now, data); err != nil {
-		return fmt.Errorf("emit %s %s for %s: %w", typ, rid, g.Key, err)
+	msg, err := w.eventMsg(typ, rid, now, data)
+	if err != nil {
+		return outMsg{}, err
 	}
+	return outMsg{msg: msg, typ: typ, id: rid, seq: a.Sequence}, nil
+}
+
+// sent records a published reminder in logs and metrics.
+func (w *Worker) sent(g *gap.Gap, m outMsg) {
 	w.metrics.emitted.Add(1)
-	w.metrics.reminders.WithLabelValues(string(typ[len("reminder."):])).Inc()
-	w.log.Info().Str("reminder_id", rid).Str("type", string(typ)).Str("tender_id", g.TenderID).Str("lot_id", g.LotID).
-		Str("service", g.Service).Int("sequence", a.Sequence).Str("recipient", g.Recipient().Email).Msg("reminder emitted")
+	w.metrics.reminders.WithLabelValues(string(m.typ[len("reminder."):])).Inc()
+	w.log.Info().Str("reminder_id", m.id).Str("type", string(m.typ)).Str("tender_id", g.TenderID).Str("lot_id", g.LotID).
+		Str("service", g.Service).Int("sequence", m.seq).Str("recipient", g.Recipient().Email).Msg("reminder emitted")
+}
+
+// publishAll publishes msgs concurrently and waits until the streams have
+// acknowledged every one: one round trip for the lot.
+func (w *Worker) publishAll(ctx context.Context, msgs ...*nats.Msg) error {
+	if len(msgs) == 1 {
+		_, err := w.js.PublishMsg(ctx, msgs[0])
+		return err
+	}
+	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
+	for _, m := range msgs {
+		f, err := w.js.PublishMsgAsync(m)
+		if err != nil {
+			return fmt.Errorf("publish %s: %w", m.Subject, err)
+		}
+		futures = append(futures, f)
+	}
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return fmt.Errorf("publish %s: %w", f.Msg().Subject, err)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	return nil
 }
 
@@ -102,9 +143,20 @@ func (w *Worker) reminder(g *gap.Gap, svc *outage.Service, a gap.Action, now tim
 // publishEvent wraps data in a CloudEvents envelope and publishes it with
 // id as Nats-Msg-Id, waiting for the ack.
 func (w *Worker) publishEvent(ctx context.Context, typ events.Type, id string, now time.Time, data any) error {
-	raw, err := json.Marshal(data)
+	msg, err := w.eventMsg(typ, id, now, data)
 	if err != nil {
 		return err
+	}
+	_, err = w.js.PublishMsg(ctx, msg)
+	return err
+}
+
+// eventMsg wraps data in a CloudEvents envelope on the subject of typ,
+// with id as Nats-Msg-Id.
+func (w *Worker) eventMsg(typ events.Type, id string, now time.Time, data any) (*nats.Msg, error) {
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return nil, err
 	}
 	env := events.Envelope{
 		SpecVersion: events.SpecVersion, ID: id, Source: Source, Type: typ,
@@ -112,12 +164,11 @@ func (w *Worker) publishEvent(ctx context.Context, typ events.Type, id string, n
 	}
 	body, err := json.Marshal(env)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	msg := nats.NewMsg(w.opts.Subjects.Of(typ))
 	msg.Data = body
 	msg.Header.Set(events.HeaderMsgID, id)
 	msg.Header.Set("Ce-Type", string(typ))
-	_, err = w.js.PublishMsg(ctx, msg)
-	return err
+	return msg, nil
 }

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -33,10 +34,11 @@ func (w *Worker) restorationPass(ctx context.Context, msg jetstream.Msg, service
 		return w.schedule(ctx, passKey(service, n), ready, nil)
 	}
 	start := time.Now()
-	lister, err := w.res.state.ListKeysFiltered(ctx, gap.ServicePrefix(service))
+	watcher, err := w.res.state.WatchFiltered(ctx, []string{gap.ServicePrefix(service)}, jetstream.IgnoreDeletes())
 	if err != nil {
 		return fmt.Errorf("list gaps of %s: %w", service, err)
 	}
+	defer func() { _ = watcher.Stop() }()
 	var (
 		wg       sync.WaitGroup
 		sem      = make(chan struct{}, w.opts.FanOut)
@@ -44,24 +46,32 @@ func (w *Worker) restorationPass(ctx context.Context, msg jetstream.Msg, service
 		count    atomic.Int64
 		lastBeat = time.Now()
 	)
-	for key := range lister.Keys() {
+	for e := range watcher.Updates() {
+		if e == nil {
+			break // every gap stored when the pass began has been listed
+		}
 		if firstErr.Load() != nil {
-			continue // drain the lister
+			break
 		}
 		if time.Since(lastBeat) > w.opts.AckWait/3 {
 			_ = msg.InProgress()
 			lastBeat = time.Now()
 		}
+		var g gap.Gap
+		if err := json.Unmarshal(e.Value(), &g); err != nil {
+			w.log.Error().Err(err).Str("gap", e.Key()).Msg("gap record undecodable: skipped")
+			continue
+		}
 		sem <- struct{}{}
 		wg.Add(1)
-		go func(key string) {
+		go func(key string, g *gap.Gap, rev uint64) {
 			defer func() { <-sem; wg.Done() }()
-			if err := w.syncGap(ctx, key, nil, 0, svc); err != nil {
+			if err := w.syncGapFrom(ctx, key, nil, 0, svc, g, rev); err != nil {
 				firstErr.CompareAndSwap(nil, &err)
 				return
 			}
 			count.Add(1)
-		}(key)
+		}(e.Key(), &g, e.Revision())
 	}
 	wg.Wait()
 	if errp := firstErr.Load(); errp != nil {

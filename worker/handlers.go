@@ -103,12 +103,16 @@ func (w *Worker) updateService(ctx context.Context, name string, tr outage.Trans
 			return nil, err
 		}
 		if !svc.Apply(tr) {
+			w.svcs.put(svc, rev)
 			return svc, nil
 		}
-		_, err = putJSON(ctx, w.res.state, serviceKey(name), svc, rev)
+		nrev, err := putJSON(ctx, w.res.state, serviceKey(name), svc, rev)
 		if errors.Is(err, errConflict) {
 			w.metrics.conflict()
 			continue
+		}
+		if err == nil {
+			w.svcs.put(svc, nrev)
 		}
 		return svc, err
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/promemoria/promemoria/cig"
@@ -30,11 +31,20 @@ func validCIG(code string) bool {
 // before the gap records them; a crash in between repeats the work, never
 // skips it.
 func (w *Worker) syncGap(ctx context.Context, key string, spec *gap.Gap, rev uint64, svc *outage.Service) error {
+	return w.syncGapFrom(ctx, key, spec, rev, svc, nil, 0)
+}
+
+// syncGapFrom is syncGap starting from a stored gap already read (pre at
+// revision preRev), as a restoration pass has it from its listing.
+func (w *Worker) syncGapFrom(ctx context.Context, key string, spec *gap.Gap, rev uint64, svc *outage.Service, pre *gap.Gap, preRev uint64) error {
 	timerTouched := false
 	for range maxCASRetries {
 		var g gap.Gap
-		grev, err := getJSON(ctx, w.res.state, key, &g)
-		if err != nil {
+		var grev uint64
+		var err error
+		if pre != nil {
+			g, grev, pre = *pre, preRev, nil
+		} else if grev, err = getJSON(ctx, w.res.state, key, &g); err != nil {
 			return err
 		}
 		if grev == 0 {
@@ -55,27 +65,45 @@ func (w *Worker) syncGap(ctx context.Context, key string, spec *gap.Gap, rev uin
 
 		s := svc
 		if s == nil || s.Name != g.Service {
-			if s, _, err = w.loadService(ctx, g.Service); err != nil {
+			if s, err = w.service(ctx, g.Service); err != nil {
 				return err
 			}
 		}
 		now := w.now()
 		d := gap.Plan(&g, s, now, w.opts.Policy)
+		var out []outMsg
 		for _, a := range d.Actions {
-			if err := w.emit(ctx, &g, s, a, now); err != nil {
-				return err
-			}
-			g.Record(a, now)
-		}
-		wake := ceilSecond(d.WakeAt)
-		if !wake.Equal(g.WakeAt) || timerTouched {
-			if wake.IsZero() {
-				err = w.cancelTimer(ctx, key)
-			} else {
-				err = w.schedule(ctx, key, wake, nil)
-			}
+			m, err := w.reminderMsg(&g, s, a, now)
 			if err != nil {
 				return err
+			}
+			out = append(out, m)
+			g.Record(a, now)
+		}
+		msgs := make([]*nats.Msg, 0, len(out)+1)
+		for _, m := range out {
+			msgs = append(msgs, m.msg)
+		}
+		wake := ceilSecond(d.WakeAt)
+		setTimer := !wake.Equal(g.WakeAt) || timerTouched
+		if setTimer && !wake.IsZero() {
+			msgs = append(msgs, w.scheduleMsg(key, wake))
+		}
+		if len(msgs) > 0 {
+			if err := w.publishAll(ctx, msgs...); err != nil {
+				return fmt.Errorf("gap %s: %w", key, err)
+			}
+		}
+		for _, m := range out {
+			w.sent(&g, m)
+		}
+		if setTimer {
+			if wake.IsZero() {
+				if err := w.cancelTimer(ctx, key); err != nil {
+					return err
+				}
+			} else {
+				w.metrics.timersSet.Add(1)
 			}
 			g.WakeAt = wake
 			timerTouched = true

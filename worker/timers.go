@@ -32,17 +32,23 @@ type timerPayload struct {
 
 // schedule sets the durable timer of key to fire at at.
 func (w *Worker) schedule(ctx context.Context, key string, at time.Time, _ []byte) error {
+	msg := w.scheduleMsg(key, at)
+	if _, err := w.js.PublishMsg(ctx, msg); err != nil {
+		return fmt.Errorf("schedule %s at %s: %w", key, at.Format(time.RFC3339), err)
+	}
+	w.metrics.timersSet.Add(1)
+	return nil
+}
+
+// scheduleMsg builds the message that sets key's timer to at.
+func (w *Worker) scheduleMsg(key string, at time.Time) *nats.Msg {
 	at = ceilSecond(at)
 	body, _ := json.Marshal(timerPayload{Key: key, At: at})
 	msg := nats.NewMsg(w.opts.timerSubject("sched", key))
 	msg.Data = body
 	msg.Header.Set("Nats-Schedule", "@at "+at.UTC().Format(time.RFC3339))
 	msg.Header.Set("Nats-Schedule-Target", w.opts.timerSubject("fire", key))
-	if _, err := w.js.PublishMsg(ctx, msg); err != nil {
-		return fmt.Errorf("schedule %s at %s: %w", key, at.Format(time.RFC3339), err)
-	}
-	w.metrics.timersSet.Add(1)
-	return nil
+	return msg
 }
 
 // cancelTimer removes the pending timer of key, if any.

@@ -34,6 +34,7 @@ type Worker struct {
 	metrics *Metrics
 	bound   atomic.Bool
 	now     func() time.Time
+	svcs    *serviceCache
 }
 
 // New provisions what the worker needs on JetStream (idempotently) and
@@ -57,6 +58,7 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Worker, error) {
 		opts: opts, nc: nc, js: js, res: res, now: opts.Now,
 		log:     opts.Logger.With().Str("component", "worker").Str("worker", opts.Name).Logger(),
 		metrics: newMetrics(),
+		svcs:    newServiceCache(),
 	}, nil
 }
 
@@ -98,6 +100,15 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err != nil {
 		evIt.Stop()
 		return fmt.Errorf("consume %s: %w", ConsumerTimer, err)
+	}
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	if err := w.svcs.watch(watchCtx, w.res.state, func(err error) {
+		w.log.Error().Err(err).Msg("service state undecodable")
+	}); err != nil {
+		evIt.Stop()
+		tmIt.Stop()
+		return fmt.Errorf("watch services: %w", err)
 	}
 	w.bound.Store(true)
 	defer w.bound.Store(false)
