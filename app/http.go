@@ -28,6 +28,7 @@ func (a *App) startHTTP() error {
 		}
 		fmt.Fprintln(w, "ready")
 	})
+	a.registerV1(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.worker.Metrics().Registry, promhttp.HandlerOpts{}))
 	a.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	a.httpLn = ln

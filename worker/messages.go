@@ -100,7 +100,7 @@ func resolvedMessage(g *gap.Gap) events.Message {
 		case events.TypeCIGAssigned:
 			how, howEN = "CIG "+r.CIG+" acquisito", "CIG "+r.CIG+" assigned"
 		case events.TypeContributionPaid:
-			how, howEN = "contributo pagato (ricevuta "+r.Receipt+")", "contribution paid (receipt "+r.Receipt+")"
+			how, howEN = "contributo pagato, ricevuta "+r.Receipt, "contribution paid, receipt "+r.Receipt
 		case events.TypeTenderCancelled:
 			how, howEN = "gara annullata", "tender cancelled"
 		}

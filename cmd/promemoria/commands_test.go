@@ -303,6 +303,10 @@ func TestPublishPendingServices(t *testing.T) {
 			t.Errorf("publish %s %s: exit %d, stdout %q, stderr %q; want exit 1 and %q", tc.typ, tc.data, code, out, errOut, tc.want)
 		}
 	}
+	big := writeFile(t, "big.json", `{"services": ["pcp"], "notice": "`+strings.Repeat("x", 2000)+`"}`)
+	if code, _, errOut := runCmd(env, "publish", "--max-event-bytes", "1024", "portal.up", big); code != 1 || !strings.Contains(errOut, "oversized") {
+		t.Errorf("publish of an oversized event: exit %d, stderr %q", code, errOut)
+	}
 	if after := streamMsgs(t, url, worker.StreamEvents); after != before {
 		t.Errorf("refused events reached the stream: %d messages before, %d after", before, after)
 	}

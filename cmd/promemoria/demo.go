@@ -69,7 +69,7 @@ func runDemo(args []string, _ func(string) string, stdout, stderr io.Writer) int
 	}
 	d := &demo{
 		out:   &syncWriter{w: stdout},
-		log:   zerolog.New(zerolog.ConsoleWriter{Out: stderr, TimeFormat: time.TimeOnly}).Level(level).With().Timestamp().Logger(),
+		log:   zerolog.New(zerolog.ConsoleWriter{Out: stderr, TimeFormat: time.TimeOnly, NoColor: !isTerminal(stderr)}).Level(level).With().Timestamp().Logger(),
 		speed: *speed,
 		ids:   map[string]bool{},
 	}
@@ -80,6 +80,16 @@ func runDemo(args []string, _ func(string) string, stdout, stderr io.Writer) int
 		return 1
 	}
 	return 0
+}
+
+// isTerminal reports whether w is a terminal (logs are coloured only there).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 // syncWriter serialises writes from the narration and the consumer.

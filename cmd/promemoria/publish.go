@@ -87,12 +87,22 @@ func runPublish(args []string, getenv func(string) string, stdout, stderr io.Wri
 		defer f.Close()
 		in, name = f, pos[1]
 	}
+	if f, ok := in.(*os.File); ok && f == os.Stdin {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			fmt.Fprintln(stderr, "promemoria publish: reading the event's data from the terminal; end it with Ctrl-D")
+		}
+	}
 	data, err := io.ReadAll(io.LimitReader(in, int64(*maxBytes)+1))
 	if err != nil {
 		fmt.Fprintf(stderr, "promemoria publish: read %s: %v\n", name, err)
 		return 1
 	}
-	body, err := buildEvent(typ, *source, *id, t, data, lim)
+	var body []byte
+	if len(data) > *maxBytes {
+		err = &events.InvalidError{Reason: events.ReasonOversized, Field: "data", Msg: fmt.Sprintf("more than %d bytes, the limit is %d", *maxBytes, *maxBytes)}
+	} else {
+		body, err = buildEvent(typ, *source, *id, t, data, lim)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "promemoria publish: %s: refused, nothing published (the worker would dead-letter it): %v\n", name, err)
 		return 1
