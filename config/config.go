@@ -294,6 +294,16 @@ func Settings() []Setting {
 	return s
 }
 
+// flagValue holds a flag's text; boolean settings accept a bare --flag.
+type flagValue struct {
+	v      string
+	isBool bool
+}
+
+func (f *flagValue) String() string     { return f.v }
+func (f *flagValue) Set(v string) error { f.v = v; return nil }
+func (f *flagValue) IsBoolFlag() bool   { return f.isBool }
+
 // Error is a configuration error: it names the setting and where its value
 // came from.
 type Error struct {
@@ -314,7 +324,9 @@ func Load(name string, args []string, getenv func(string) string, out io.Writer)
 	fs.SetOutput(out)
 	flags := make(map[string]*string, len(settings))
 	for _, s := range settings {
-		flags[s.Name] = fs.String(s.Flag(), s.Def, s.Help+" (env "+s.Env()+")")
+		v := &flagValue{v: s.Def, isBool: s.Def == "true" || s.Def == "false"}
+		fs.Var(v, s.Flag(), s.Help+" (env "+s.Env()+")")
+		flags[s.Name] = &v.v
 	}
 	file := fs.String("config", getenv("PROMEMORIA_CONFIG"), "YAML file with the same keys as the flags (env PROMEMORIA_CONFIG)")
 	printCfg := fs.Bool("print-config", false, "print the effective configuration (secrets redacted) and exit")
@@ -375,7 +387,7 @@ func (c *Config) check() error {
 	if c.NATSCreds != "" && c.NATSNKey != "" {
 		return &Error{Setting: "nats_creds", Origin: "nats_creds and nats_nkey", Err: errors.New("give a credentials file or an NKey seed, not both")}
 	}
-	if c.NATSURL == "" && (c.NATSUser != "" || c.NATSToken != "" || c.NATSCreds != "" || c.NATSNKey != "") {
+	if c.NATSURL == "" && (c.NATSUser != "" || c.NATSPassword != "" || c.NATSToken != "" || c.NATSCreds != "" || c.NATSNKey != "") {
 		return &Error{Setting: "nats_url", Origin: "credentials given", Err: errors.New("NATS credentials need an external server: set nats_url, or configure the embedded server with embedded_config")}
 	}
 	for _, p := range []struct{ name, path string }{{"nats_creds", c.NATSCreds}, {"nats_nkey", c.NATSNKey}, {"nats_ca", c.NATSCA}, {"nats_cert", c.NATSCert}, {"nats_key", c.NATSKey}, {"embedded_config", c.EmbeddedConfig}} {
@@ -440,5 +452,9 @@ func (c *Config) Print(w io.Writer) {
 
 // RedactURL hides the password or token in NATS URLs.
 func RedactURL(u string) string {
-	return regexp.MustCompile(`://[^@/]*@`).ReplaceAllString(u, "://<redacted>@")
+	return userInfoRe.ReplaceAllString(u, "${1}<redacted>@")
 }
+
+// userInfoRe matches the user:password@ part of each URL in a
+// comma-separated list, with or without a scheme.
+var userInfoRe = regexp.MustCompile(`(^|,\s*|://)[^@/,]*@`)

@@ -153,13 +153,16 @@ func Token(s string) string {
 		b.WriteByte(hex[c&15])
 	}
 	if b.Len() == 0 {
-		return "=00"
+		return "=" // the empty string: never produced otherwise
 	}
 	return b.String()
 }
 
 // Untoken reverses Token.
 func Untoken(s string) string {
+	if s == "=" {
+		return ""
+	}
 	if !strings.Contains(s, "=") {
 		return s
 	}

@@ -67,7 +67,9 @@ type Decision struct {
 func Plan(g *Gap, svc *outage.Service, now time.Time, p Policy) Decision {
 	var d Decision
 	if !g.Open {
-		if g.Sequence > 0 && !g.ResolvedSent {
+		// Whoever was told about the gap (a reminder or an escalation)
+		// hears that it is resolved.
+		if (g.Sequence > 0 || g.Escalated) && !g.ResolvedSent {
 			d.Actions = append(d.Actions, Action{Type: ActResolved, Sequence: g.Sequence})
 		}
 		return d

@@ -39,6 +39,7 @@ type Bid struct {
 	Operator     events.Operator `json:"operator"`
 	Admitted     bool            `json:"admitted,omitempty"`
 	AdmittedAt   time.Time       `json:"admitted_at,omitzero"`
+	AdmittedRef  Ref             `json:"admitted_ref,omitzero"`
 	RegulariseBy time.Time       `json:"regularise_by,omitzero"`
 	Paid         bool            `json:"paid,omitempty"`
 	Receipt      string          `json:"receipt,omitempty"`
@@ -65,6 +66,21 @@ type Tender struct {
 func refOf(ev *events.Event) Ref {
 	return Ref{Source: ev.Source, ID: ev.ID, Time: ev.Time.UTC()}
 }
+
+// Before orders events totally: by time, then source, then id, so that
+// two events with the same time merge the same way in any order.
+func (r Ref) Before(o Ref) bool {
+	if c := r.Time.Compare(o.Time); c != 0 {
+		return c < 0
+	}
+	if r.Source != o.Source {
+		return r.Source < o.Source
+	}
+	return r.ID < o.ID
+}
+
+// IsZero reports whether no event set the field.
+func (r Ref) IsZero() bool { return r.Time.IsZero() && r.Source == "" && r.ID == "" }
 
 // Lot returns the lot with the given id, creating it if asked.
 func (t *Tender) Lot(id string, create bool) *Lot {
@@ -101,7 +117,8 @@ func (t *Tender) Bid(lotID, fiscalCode string, create bool) *Bid {
 // treated as published without one.
 func (t *Tender) Published(ev *events.Event, p *events.TenderPublished, defaultService string, validCIG func(string) bool) {
 	ref := refOf(ev)
-	if t.PublishedRef.Time.IsZero() || !ref.Time.Before(t.PublishedRef.Time) {
+	newest := t.PublishedRef.IsZero() || !ref.Before(t.PublishedRef)
+	if newest {
 		t.Title, t.Authority, t.RUP = p.Title, p.Authority, p.RUP
 		t.PublishedAt, t.OfferDeadline = p.PublishedAt.UTC(), p.OfferDeadline.UTC()
 		t.PublishedRef = ref
@@ -110,20 +127,24 @@ func (t *Tender) Published(ev *events.Event, p *events.TenderPublished, defaultS
 		l := t.Lot(pl.LotID, true)
 		if !l.Published {
 			l.Published = true
-			// The issuing service is fixed by the first publication: gaps
-			// are stored under it.
+			// The issuing service is fixed by the first publication merged:
+			// gaps are stored under it.
 			l.CIGService = pl.CIGService
 			if l.CIGService == "" {
 				l.CIGService = defaultService
 			}
 		}
-		l.BaseAmountCents = pl.BaseAmountCents
+		if newest || l.BaseAmountCents == 0 {
+			l.BaseAmountCents = pl.BaseAmountCents
+		}
 		if pl.CIG != "" && validCIG(pl.CIG) {
-			if l.CIG == "" {
+			// The earliest CIG wins, whichever event carried it.
+			if l.CIG == "" || ref.Before(l.CIGRef) {
 				l.CIG, l.CIGRef = pl.CIG, ref
 			}
-		} else if l.CIGRef.Time.IsZero() || ref.Time.Before(l.CIGRef.Time) {
-			// Published without a (valid) CIG before the CIG was known.
+		} else {
+			// Published at least once without a (valid) CIG: the gap exists,
+			// already resolved if the CIG is known.
 			l.MissingAtPublication = true
 		}
 	}
@@ -134,7 +155,7 @@ func (t *Tender) Published(ev *events.Event, p *events.TenderPublished, defaultS
 func (t *Tender) CIGAssigned(ev *events.Event, p *events.CIGAssigned) {
 	l := t.Lot(p.LotID, true)
 	ref := refOf(ev)
-	if l.CIG == "" || ref.Time.Before(l.CIGRef.Time) {
+	if l.CIG == "" || ref.Before(l.CIGRef) {
 		l.CIG, l.CIGRef = p.CIG, ref
 	}
 }
@@ -142,7 +163,7 @@ func (t *Tender) CIGAssigned(ev *events.Event, p *events.CIGAssigned) {
 // Cancel merges a tender.cancelled event.
 func (t *Tender) Cancel(ev *events.Event, p *events.TenderCancelled) {
 	ref := refOf(ev)
-	if !t.Cancelled || ref.Time.Before(t.CancelRef.Time) {
+	if !t.Cancelled || ref.Before(t.CancelRef) {
 		t.Cancelled, t.CancelReason, t.CancelRef = true, p.Reason, ref
 	}
 }
@@ -150,13 +171,16 @@ func (t *Tender) Cancel(ev *events.Event, p *events.TenderCancelled) {
 // Admitted merges a bid.admitted_with_reserve event.
 func (t *Tender) Admitted(ev *events.Event, p *events.AdmittedWithReserve) {
 	b := t.Bid(p.LotID, p.Operator.FiscalCode, true)
-	at := ev.Time.UTC()
-	if !b.Admitted || !at.Before(b.AdmittedAt) {
+	ref := refOf(ev)
+	if !b.Admitted || !ref.Before(b.AdmittedRef) {
+		// The newest admission says who the operator is and the term.
 		b.Operator = p.Operator
 		b.RegulariseBy = p.RegulariseBy.UTC()
-		if !b.Admitted || at.Before(b.AdmittedAt) {
-			b.AdmittedAt = at
-		}
+		b.AdmittedRef = ref
+	}
+	if !b.Admitted || ref.Time.Before(b.AdmittedAt) {
+		// The gap opened with the first admission.
+		b.AdmittedAt = ref.Time
 	}
 	b.Admitted = true
 	slices.SortFunc(t.Bids, func(a, b *Bid) int {
@@ -171,7 +195,7 @@ func (t *Tender) Admitted(ev *events.Event, p *events.AdmittedWithReserve) {
 func (t *Tender) Paid(ev *events.Event, p *events.ContributionPaid) {
 	b := t.Bid(p.LotID, p.OperatorFiscalCode, true)
 	ref := refOf(ev)
-	if !b.Paid || ref.Time.Before(b.PaidRef.Time) {
+	if !b.Paid || ref.Before(b.PaidRef) {
 		b.Paid, b.Receipt, b.PaidRef = true, p.Receipt, ref
 	}
 }

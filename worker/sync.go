@@ -113,7 +113,7 @@ func (w *Worker) syncGapFrom(ctx context.Context, key string, spec *gap.Gap, rev
 			return nil
 		}
 		g.UpdatedAt = now
-		if !g.Open && (g.ResolvedSent || g.Sequence == 0) {
+		if !g.Open && (g.ResolvedSent || (g.Sequence == 0 && !g.Escalated)) {
 			// Done: the tender record remembers the resolution, so the gap
 			// itself can go.
 			err = w.res.state.Purge(ctx, key, jetstream.LastRevision(grev))
