@@ -89,7 +89,7 @@ func Start(ctx context.Context, cfg *config.Config, log zerolog.Logger, o Option
 	table := contribution.DefaultTable()
 	limits := events.DefaultLimits()
 	limits.MaxBytes = cfg.MaxEventBytes
-	pctx, pcancel := context.WithTimeout(ctx, 30*time.Second)
+	pctx, pcancel := context.WithTimeout(ctx, 90*time.Second)
 	defer pcancel()
 	a.worker, err = worker.New(pctx, a.nc, worker.Options{
 		Subjects: subjects,

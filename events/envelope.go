@@ -73,12 +73,21 @@ func Decode(raw []byte, subjectType Type, lim Limits) (*Event, error) {
 	if d := depth(raw); d > MaxDepth {
 		return nil, invalid(ReasonTooDeep, "", "JSON nested %d levels deep, the limit is %d", d, MaxDepth)
 	}
+	if trimmed := bytes.TrimSpace(raw); len(trimmed) == 0 || trimmed[0] != '{' {
+		if string(trimmed) == "null" {
+			return nil, invalid(ReasonMissingField, "$", "the message is null, not a CloudEvent")
+		}
+		if len(trimmed) > 0 && json.Valid(trimmed) {
+			return nil, invalid(ReasonBadEnvelope, "$", "a CloudEvent is a JSON object")
+		}
+		return nil, invalid(ReasonNotJSON, "", "a CloudEvent is a JSON object")
+	}
 	var env Envelope
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	if err := dec.Decode(&env); err != nil {
 		return nil, jsonError(err, "")
 	}
-	if dec.More() {
+	if rest := bytes.TrimSpace(raw[dec.InputOffset():]); len(rest) > 0 {
 		return nil, invalid(ReasonNotJSON, "", "trailing data after the JSON object")
 	}
 	if err := env.validate(lim); err != nil {
@@ -147,6 +156,10 @@ func (e *Envelope) validate(lim Limits) error {
 		return invalid(ReasonMissingField, "source", "required")
 	case len(e.Source) > 1024:
 		return invalid(ReasonInvalidField, "source", "longer than 1024 bytes")
+	case hasControl(e.ID):
+		return invalid(ReasonInvalidField, "id", "must not contain control characters")
+	case hasControl(e.Source):
+		return invalid(ReasonInvalidField, "source", "must not contain control characters")
 	case e.Type == "":
 		return invalid(ReasonMissingField, "type", "required")
 	case !IsInput(e.Type):
@@ -157,6 +170,15 @@ func (e *Envelope) validate(lim Limits) error {
 		return invalid(ReasonMissingField, "data", "required")
 	}
 	return checkTime("time", e.Time, lim, true)
+}
+
+func hasControl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] == 0x7f {
+			return true
+		}
+	}
+	return false
 }
 
 func typeList() string {
@@ -204,8 +226,8 @@ func jsonError(err error, prefix string) error {
 			field = prefix
 		}
 		return &InvalidError{Reason: ReasonInvalidField, Field: field, Msg: fmt.Sprintf("want %s, got JSON %s", te.Type, te.Value)}
-	case errors.As(err, &pe):
-		return &InvalidError{Reason: ReasonBadTime, Field: prefix, Msg: "times are RFC 3339", Err: err}
+	case errors.As(err, &pe), strings.Contains(err.Error(), "Time.UnmarshalJSON"):
+		return &InvalidError{Reason: ReasonBadTime, Field: prefix, Msg: "times are RFC 3339 strings", Err: err}
 	case errors.As(err, &se):
 		return &InvalidError{Reason: ReasonNotJSON, Field: prefix, Msg: fmt.Sprintf("at byte %d", se.Offset), Err: err}
 	default:

@@ -7,7 +7,6 @@ package worker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"os"
@@ -35,6 +34,7 @@ type Worker struct {
 	bound   atomic.Bool
 	now     func() time.Time
 	svcs    *serviceCache
+	readers []*reader
 }
 
 // New provisions what the worker needs on JetStream (idempotently) and
@@ -66,7 +66,17 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Worker, error) {
 func (w *Worker) Metrics() *Metrics { return w.metrics }
 
 // Ready reports whether the worker is connected and its consumers bound.
-func (w *Worker) Ready() bool { return w.bound.Load() && w.nc.IsConnected() }
+func (w *Worker) Ready() bool {
+	if !w.bound.Load() || !w.nc.IsConnected() {
+		return false
+	}
+	for _, r := range w.readers {
+		if !r.up.Load() {
+			return false
+		}
+	}
+	return true
+}
 
 // JetStream returns the worker's JetStream context.
 func (w *Worker) JetStream() jetstream.JetStream { return w.js }
@@ -92,24 +102,23 @@ const (
 // Run consumes until ctx is cancelled, then stops fetching, finishes the
 // messages in flight (bounded by drainTimeout) and returns.
 func (w *Worker) Run(ctx context.Context) error {
-	evIt, err := w.res.eventCons.Messages(jetstream.PullMaxMessages(4*w.opts.Concurrency), jetstream.PullExpiry(5*time.Second))
-	if err != nil {
-		return fmt.Errorf("consume %s: %w", ConsumerEvent, err)
-	}
-	tmIt, err := w.res.timerCons.Messages(jetstream.PullMaxMessages(4*w.opts.Concurrency), jetstream.PullExpiry(5*time.Second))
-	if err != nil {
-		evIt.Stop()
-		return fmt.Errorf("consume %s: %w", ConsumerTimer, err)
-	}
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	if err := w.svcs.watch(watchCtx, w.res.state, func(err error) {
 		w.log.Error().Err(err).Msg("service state undecodable")
 	}); err != nil {
-		evIt.Stop()
-		tmIt.Stop()
 		return fmt.Errorf("watch services: %w", err)
 	}
+	evReader := &reader{w: w, name: ConsumerEvent, stream: StreamEvents, cfg: w.opts.eventConsumer()}
+	tmReader := &reader{w: w, name: ConsumerTimer, stream: StreamTimers, cfg: w.opts.timerConsumer()}
+	if err := evReader.open(ctx); err != nil {
+		return err
+	}
+	if err := tmReader.open(ctx); err != nil {
+		evReader.stop()
+		return err
+	}
+	w.readers = []*reader{evReader, tmReader}
 	w.bound.Store(true)
 	defer w.bound.Store(false)
 	w.log.Info().Str("prefix", w.opts.Subjects.Prefix).Int("concurrency", w.opts.Concurrency).Msg("worker started")
@@ -144,14 +153,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	readers.Add(2)
 	go func() {
 		defer readers.Done()
-		for {
-			msg, err := evIt.Next()
-			if err != nil {
-				if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-					w.log.Error().Err(err).Msg("event consumer stopped")
-				}
-				return
-			}
+		evReader.loop(ctx, func(msg jetstream.Msg) {
 			j, key := w.classifyEvent(msg)
 			if key == "svc" {
 				// A service change is a barrier: what was received before it
@@ -159,23 +161,16 @@ func (w *Worker) Run(ctx context.Context) error {
 				// events are rare, so the pause costs nothing.
 				evInflight.Wait()
 				w.process(workCtx, j)
-				continue
+				return
 			}
 			evInflight.Add(1)
 			j.done = evInflight.Done
 			route(j, key)
-		}
+		})
 	}()
 	go func() {
 		defer readers.Done()
-		for {
-			msg, err := tmIt.Next()
-			if err != nil {
-				if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-					w.log.Error().Err(err).Msg("timer consumer stopped")
-				}
-				return
-			}
+		tmReader.loop(ctx, func(msg jetstream.Msg) {
 			key := w.timerKey(msg.Subject())
 			j := job{msg: msg, kind: jobTimer, key: key}
 			if isServiceTimer(key) {
@@ -183,17 +178,17 @@ func (w *Worker) Run(ctx context.Context) error {
 				// goroutine rather than blocking a shard.
 				passes.Add(1)
 				go func() { defer passes.Done(); w.process(workCtx, j) }()
-				continue
+				return
 			}
 			route(j, timerRoute(key))
-		}
+		})
 	}()
 
 	<-ctx.Done()
 	w.log.Info().Msg("worker draining")
 	w.bound.Store(false)
-	evIt.Drain()
-	tmIt.Drain()
+	evReader.drain()
+	tmReader.drain()
 	readers.Wait()
 	for _, ch := range shards {
 		close(ch)
