@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,44 +35,79 @@ func (w *Worker) restorationPass(ctx context.Context, msg jetstream.Msg, service
 		return w.schedule(ctx, passKey(service, n), ready, nil)
 	}
 	start := time.Now()
-	watcher, err := w.res.state.WatchFiltered(ctx, []string{gap.ServicePrefix(service)}, jetstream.IgnoreDeletes())
+	// The gaps are read in batches from the bucket's stream (the last
+	// value of each key), so memory stays bounded however many there are.
+	cons, err := w.js.OrderedConsumer(ctx, "KV_"+BucketState, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{"$KV." + BucketState + "." + gap.ServicePrefix(service)},
+		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
+	})
 	if err != nil {
 		return fmt.Errorf("list gaps of %s: %w", service, err)
 	}
-	defer func() { _ = watcher.Stop() }()
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("list gaps of %s: %w", service, err)
+	}
 	var (
 		wg       sync.WaitGroup
 		sem      = make(chan struct{}, w.opts.FanOut)
 		firstErr atomic.Pointer[error]
 		count    atomic.Int64
 		lastBeat = time.Now()
+		pending  = info.NumPending
+		kvPrefix = "$KV." + BucketState + "."
+		empty    int
 	)
-	for e := range watcher.Updates() {
-		if e == nil {
-			break // every gap stored when the pass began has been listed
+	for pending > 0 && firstErr.Load() == nil {
+		batch, err := cons.FetchNoWait(w.opts.FanOut * 2)
+		if err != nil {
+			return fmt.Errorf("list gaps of %s: %w", service, err)
 		}
-		if firstErr.Load() != nil {
-			break
+		got := 0
+		for m := range batch.Messages() {
+			got++
+			if meta, err := m.Metadata(); err == nil {
+				pending = meta.NumPending
+			}
+			if op := m.Headers().Get("KV-Operation"); op == "DEL" || op == "PURGE" {
+				continue
+			}
+			var g gap.Gap
+			if err := json.Unmarshal(m.Data(), &g); err != nil {
+				w.log.Error().Err(err).Str("gap", m.Subject()).Msg("gap record undecodable: skipped")
+				continue
+			}
+			meta, _ := m.Metadata()
+			rev := uint64(0)
+			if meta != nil {
+				rev = meta.Sequence.Stream
+			}
+			if time.Since(lastBeat) > w.opts.AckWait/3 {
+				_ = msg.InProgress()
+				lastBeat = time.Now()
+			}
+			sem <- struct{}{}
+			wg.Add(1)
+			go func(key string, g *gap.Gap, rev uint64) {
+				defer func() { <-sem; wg.Done() }()
+				if err := w.syncGapFrom(ctx, key, nil, 0, svc, g, rev); err != nil {
+					firstErr.CompareAndSwap(nil, &err)
+					return
+				}
+				count.Add(1)
+			}(strings.TrimPrefix(m.Subject(), kvPrefix), &g, rev)
 		}
-		if time.Since(lastBeat) > w.opts.AckWait/3 {
-			_ = msg.InProgress()
-			lastBeat = time.Now()
+		if err := batch.Error(); err != nil {
+			return fmt.Errorf("list gaps of %s: %w", service, err)
 		}
-		var g gap.Gap
-		if err := json.Unmarshal(e.Value(), &g); err != nil {
-			w.log.Error().Err(err).Str("gap", e.Key()).Msg("gap record undecodable: skipped")
+		if got == 0 {
+			if empty++; empty > 20 {
+				break // the stream holds nothing more for us
+			}
+			time.Sleep(50 * time.Millisecond)
 			continue
 		}
-		sem <- struct{}{}
-		wg.Add(1)
-		go func(key string, g *gap.Gap, rev uint64) {
-			defer func() { <-sem; wg.Done() }()
-			if err := w.syncGapFrom(ctx, key, nil, 0, svc, g, rev); err != nil {
-				firstErr.CompareAndSwap(nil, &err)
-				return
-			}
-			count.Add(1)
-		}(e.Key(), &g, e.Revision())
+		empty = 0
 	}
 	wg.Wait()
 	if errp := firstErr.Load(); errp != nil {

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+
+	"github.com/rs/zerolog"
 
 	"github.com/promemoria/promemoria/events"
 	"github.com/promemoria/promemoria/gap"
@@ -43,21 +46,49 @@ func (w *Worker) apply(ctx context.Context, ev *events.Event) error {
 // tenderChange merges an event into its tender record, then brings the
 // gaps it affects (those matching only, or all if only is nil) in line.
 func (w *Worker) tenderChange(ctx context.Context, ev *events.Event, tenderID string, only func(*gap.Gap) bool, fn func(*tender.Tender)) error {
-	t, rev, err := w.updateTender(ctx, tenderID, fn)
+	t, rev, created, err := w.updateTender(ctx, tenderID, fn)
 	if err != nil {
 		return err
 	}
 	specs := t.Gaps(w.tenderServices())
-	for i := range specs {
-		spec := &specs[i]
-		if only != nil && !only(spec) {
-			continue
-		}
-		if err := w.syncGap(ctx, spec.Key, spec, rev, nil); err != nil {
-			return fmt.Errorf("gap %s: %w", spec.Key, err)
+	todo := specs[:0:0]
+	for _, spec := range specs {
+		if only == nil || only(&spec) {
+			todo = append(todo, spec)
 		}
 	}
-	w.logEvent(0, ev).Int("gaps", len(specs)).Msg("event applied")
+	// A tender this call created has no gaps stored yet: they are created
+	// without being read first.
+	absent := created
+	if len(todo) == 1 {
+		return w.syncGapNew(ctx, todo[0].Key, &todo[0], rev, absent)
+	}
+	// Gaps are independent records: bring them in line concurrently.
+	var (
+		wg       sync.WaitGroup
+		sem      = make(chan struct{}, 8)
+		firstErr error
+		mu       sync.Mutex
+	)
+	for i := range todo {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func(spec *gap.Gap) {
+			defer func() { <-sem; wg.Done() }()
+			if err := w.syncGapNew(ctx, spec.Key, spec, rev, absent); err != nil {
+				mu.Lock()
+				if firstErr == nil {
+					firstErr = fmt.Errorf("gap %s: %w", spec.Key, err)
+				}
+				mu.Unlock()
+			}
+		}(&todo[i])
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	w.logEvent(zerolog.DebugLevel, ev).Int("gaps", len(todo)).Msg("event applied")
 	return nil
 }
 

@@ -95,27 +95,28 @@ func (w *Worker) settle(msg jetstream.Msg, ok bool, delay time.Duration) {
 // handleEvent applies one valid input event, at most once per source+id
 // and content.
 func (w *Worker) handleEvent(ctx context.Context, msg jetstream.Msg, ev *events.Event) error {
+	// The event's id is recorded first, in one round trip. If it was
+	// already there with the same content, this is a duplicate or the
+	// redelivery of an event whose processing was interrupted: applying it
+	// again is safe, since every step is idempotent.
 	seenKey, digest := seenKeys(ev)
-	e, err := w.res.seen.Get(ctx, seenKey)
+	_, err := w.res.seen.Create(ctx, seenKey, []byte(digest))
 	switch {
-	case err == nil:
-		if string(e.Value()) == digest {
-			w.metrics.duplicate()
-			w.logEvent(zerolog.DebugLevel, ev).Msg("duplicate event skipped")
-			return nil
+	case errors.Is(err, jetstream.ErrKeyExists):
+		e, gerr := w.res.seen.Get(ctx, seenKey)
+		if gerr != nil && !errors.Is(gerr, jetstream.ErrKeyNotFound) {
+			return fmt.Errorf("seen %s: %w", seenKey, gerr)
 		}
-		return &events.InvalidError{Reason: events.ReasonIDReused, Field: "id",
-			Msg: fmt.Sprintf("source %q id %q was already used for an event with different content", ev.Source, ev.ID)}
-	case !errors.Is(err, jetstream.ErrKeyNotFound):
+		if gerr == nil && string(e.Value()) != digest {
+			return &events.InvalidError{Reason: events.ReasonIDReused, Field: "id",
+				Msg: fmt.Sprintf("source %q id %q was already used for an event with different content", ev.Source, ev.ID)}
+		}
+		w.metrics.duplicate()
+		w.logEvent(zerolog.DebugLevel, ev).Msg("event seen before: applied again, idempotently")
+	case err != nil:
 		return fmt.Errorf("seen %s: %w", seenKey, err)
 	}
-	if err := w.apply(ctx, ev); err != nil {
-		return err
-	}
-	if _, err := w.res.seen.Create(ctx, seenKey, []byte(digest)); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
-		return fmt.Errorf("seen %s: %w", seenKey, err)
-	}
-	return nil
+	return w.apply(ctx, ev)
 }
 
 // seenKeys returns the key that names an event (source+id) and the digest

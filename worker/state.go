@@ -1,10 +1,12 @@
 package worker
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -77,30 +79,105 @@ func (w *Worker) loadService(ctx context.Context, name string) (*outage.Service,
 }
 
 // updateTender applies fn to the stored tender under compare-and-set,
-// retrying on conflicts, and returns the tender as written and its revision.
-func (w *Worker) updateTender(ctx context.Context, id string, fn func(*tender.Tender)) (*tender.Tender, uint64, error) {
+// retrying on conflicts, and returns the tender as written, its revision,
+// and whether this call created it. The last version this worker wrote is
+// cached, so the usual update costs one round trip; a stale cache (another
+// replica wrote since) only costs a conflict and a fresh read.
+func (w *Worker) updateTender(ctx context.Context, id string, fn func(*tender.Tender)) (*tender.Tender, uint64, bool, error) {
 	key := tenderKey(id)
-	for range maxCASRetries {
+	for attempt := range maxCASRetries {
+		var raw []byte
+		var rev uint64
+		if c, ok := w.docs.get(key); ok && attempt == 0 {
+			raw, rev = c.raw, c.rev
+		} else if attempt > 0 || !w.docs.assumeNew {
+			e, err := w.res.state.Get(ctx, key)
+			switch {
+			case errors.Is(err, jetstream.ErrKeyNotFound):
+			case err != nil:
+				return nil, 0, false, fmt.Errorf("get %s: %w", key, err)
+			default:
+				raw, rev = e.Value(), e.Revision()
+			}
+		}
 		t := &tender.Tender{TenderID: id}
-		rev, err := getJSON(ctx, w.res.state, key, t)
-		if err != nil {
-			return nil, 0, err
+		if raw != nil {
+			if err := json.Unmarshal(raw, t); err != nil {
+				return nil, 0, false, fmt.Errorf("decode %s (revision %d): %w", key, rev, err)
+			}
 		}
-		before, _ := json.Marshal(t)
 		fn(t)
-		after, _ := json.Marshal(t)
-		if rev != 0 && string(before) == string(after) {
-			return t, rev, nil
+		after, err := json.Marshal(t)
+		if err != nil {
+			return nil, 0, false, err
 		}
-		nrev, err := putJSON(ctx, w.res.state, key, t, rev)
-		if errors.Is(err, errConflict) {
-			w.metrics.conflict()
+		if rev != 0 && bytes.Equal(raw, after) {
+			return t, rev, false, nil
+		}
+		var nrev uint64
+		if rev == 0 {
+			nrev, err = w.res.state.Create(ctx, key, after)
+		} else {
+			nrev, err = w.res.state.Update(ctx, key, after, rev)
+		}
+		if err != nil && isConflict(err) {
+			w.docs.del(key)
+			if attempt > 0 || raw != nil {
+				w.metrics.conflict()
+			}
 			continue
 		}
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, false, fmt.Errorf("write %s: %w", key, err)
 		}
-		return t, nrev, nil
+		w.docs.put(key, after, nrev)
+		return t, nrev, rev == 0, nil
 	}
-	return nil, 0, fmt.Errorf("tender %s: %w after %d attempts", id, errConflict, maxCASRetries)
+	return nil, 0, false, fmt.Errorf("tender %s: %w after %d attempts", id, errConflict, maxCASRetries)
+}
+
+// docCache keeps the last version of documents this worker wrote.
+type docCache struct {
+	mu  sync.Mutex
+	m   map[string]cachedDoc
+	max int
+	// assumeNew makes a key missing from the cache be tried as new (a
+	// create, no read first): right for streams of mostly new tenders.
+	assumeNew bool
+}
+
+type cachedDoc struct {
+	raw []byte
+	rev uint64
+}
+
+func newDocCache(max int) *docCache {
+	return &docCache{m: make(map[string]cachedDoc), max: max, assumeNew: true}
+}
+
+func (c *docCache) get(key string) (cachedDoc, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d, ok := c.m[key]
+	return d, ok
+}
+
+func (c *docCache) put(key string, raw []byte, rev uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= c.max {
+		for k := range c.m { // evict an arbitrary tenth
+			delete(c.m, k)
+			if len(c.m) < c.max*9/10 {
+				break
+			}
+		}
+	}
+	c.m[key] = cachedDoc{raw: raw, rev: rev}
+}
+
+func (c *docCache) del(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, key)
 }

@@ -34,6 +34,16 @@ func (w *Worker) syncGap(ctx context.Context, key string, spec *gap.Gap, rev uin
 	return w.syncGapFrom(ctx, key, spec, rev, svc, nil, 0)
 }
 
+// syncGapNew is syncGap for a gap known not to be stored yet (absent): it
+// skips the read. If the gap exists after all, the create fails and the
+// usual path takes over.
+func (w *Worker) syncGapNew(ctx context.Context, key string, spec *gap.Gap, rev uint64, absent bool) error {
+	if !absent {
+		return w.syncGap(ctx, key, spec, rev, nil)
+	}
+	return w.syncGapFrom(ctx, key, spec, rev, nil, &gap.Gap{}, 0)
+}
+
 // syncGapFrom is syncGap starting from a stored gap already read (pre at
 // revision preRev), as a restoration pass has it from its listing.
 func (w *Worker) syncGapFrom(ctx context.Context, key string, spec *gap.Gap, rev uint64, svc *outage.Service, pre *gap.Gap, preRev uint64) error {
@@ -43,7 +53,10 @@ func (w *Worker) syncGapFrom(ctx context.Context, key string, spec *gap.Gap, rev
 		var grev uint64
 		var err error
 		if pre != nil {
-			g, grev, pre = *pre, preRev, nil
+			if preRev != 0 {
+				g = *pre
+			}
+			grev, pre = preRev, nil
 		} else if grev, err = getJSON(ctx, w.res.state, key, &g); err != nil {
 			return err
 		}

@@ -34,6 +34,7 @@ type Worker struct {
 	bound   atomic.Bool
 	now     func() time.Time
 	svcs    *serviceCache
+	docs    *docCache
 	readers []*reader
 }
 
@@ -59,6 +60,7 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Worker, error) {
 		log:     opts.Logger.With().Str("component", "worker").Str("worker", opts.Name).Logger(),
 		metrics: newMetrics(),
 		svcs:    newServiceCache(),
+		docs:    newDocCache(8192),
 	}, nil
 }
 
