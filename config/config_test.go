@@ -521,3 +521,20 @@ func TestRedactURL(t *testing.T) {
 		})
 	}
 }
+
+// TestExampleFile loads the example configuration shipped at the repo root:
+// it must stay valid and equal to the defaults.
+func TestExampleFile(t *testing.T) {
+	got, err := Load("serve", []string{"--config", "../promemoria.example.yaml"}, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	def, err := Load("serve", nil, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got.File = ""
+	if !reflect.DeepEqual(got, def) {
+		t.Errorf("the example file differs from the defaults:\n got %+v\nwant %+v", got, def)
+	}
+}
