@@ -231,6 +231,10 @@ func Services(ctx context.Context, kv jetstream.KeyValue) ([]ServiceStatus, erro
 		if len(parts) < 3 {
 			continue
 		}
+		// Resolved gaps stay as closed records: count the open ones only.
+		if e, err := kv.Get(ctx, key); err != nil || closedIn(e.Value()) {
+			continue
+		}
 		name := gap.Untoken(parts[1])
 		st, ok := byName[name]
 		if !ok {

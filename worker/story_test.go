@@ -2,6 +2,7 @@ package worker_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -195,7 +196,8 @@ func runStory(t *testing.T, midway func(*story, **runningWorker)) {
 	t.Logf("story: %d messages on the output stream, worker counters %+v", len(c.all()), rw.w.Metrics().Snapshot())
 }
 
-// openGaps counts the gap records in the state bucket.
+// openGaps counts the open gap records in the state bucket (resolved gaps
+// stay as closed records).
 func openGaps(t *testing.T, b *bus) int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -209,8 +211,20 @@ func openGaps(t *testing.T, b *bus) int {
 		t.Fatal(err)
 	}
 	n := 0
-	for range l.Keys() {
-		n++
+	for k := range l.Keys() {
+		e, err := kv.Get(ctx, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var g struct {
+			Open bool `json:"open"`
+		}
+		if err := json.Unmarshal(e.Value(), &g); err != nil {
+			t.Fatal(err)
+		}
+		if g.Open {
+			n++
+		}
 	}
 	return n
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/promemoria/promemoria/cig"
 	"github.com/promemoria/promemoria/gap"
@@ -47,7 +46,21 @@ func (w *Worker) syncGapNew(ctx context.Context, key string, spec *gap.Gap, rev 
 // syncGapFrom is syncGap starting from a stored gap already read (pre at
 // revision preRev), as a restoration pass has it from its listing.
 func (w *Worker) syncGapFrom(ctx context.Context, key string, spec *gap.Gap, rev uint64, svc *outage.Service, pre *gap.Gap, preRev uint64) error {
-	timerTouched := false
+	return w.syncGapOpts(ctx, key, spec, rev, svc, pre, preRev, false)
+}
+
+// syncGapOpts is the body of syncGap. fired is true when the gap's own
+// timer fired: the timer is then always set again if a wake time remains,
+// since the schedule that fired is gone.
+//
+// Resolved gaps are kept as closed records (never deleted), so a stale
+// derivation racing with the event that closed a gap finds it closed and
+// cannot open it again. Messages published by an attempt that then loses
+// the compare-and-set are carried into the next attempt, so a gap closed
+// concurrently still gets the reminder.resolved it owes.
+func (w *Worker) syncGapOpts(ctx context.Context, key string, spec *gap.Gap, rev uint64, svc *outage.Service, pre *gap.Gap, preRev uint64, fired bool) error {
+	timerTouched := fired
+	sentSeq, sentEscalation, sentResolved := 0, false, false
 	for range maxCASRetries {
 		var g gap.Gap
 		var grev uint64
@@ -60,21 +73,29 @@ func (w *Worker) syncGapFrom(ctx context.Context, key string, spec *gap.Gap, rev
 		} else if grev, err = getJSON(ctx, w.res.state, key, &g); err != nil {
 			return err
 		}
+		var before []byte
 		if grev == 0 {
-			if spec == nil || !spec.Open {
-				// Nothing to remember: never opened, or already forgotten.
-				if timerTouched || spec == nil {
-					return w.cancelTimer(ctx, key)
-				}
-				return nil
+			if spec == nil {
+				// A timer for a gap that was never stored: nothing to do.
+				return w.cancelTimer(ctx, key)
 			}
 			g = *spec
 			g.Key = key
 			g.TenderRevision = rev
-		} else if spec != nil {
-			g.Merge(spec, rev)
+		} else {
+			before, _ = json.Marshal(&g)
+			if spec != nil {
+				g.Merge(spec, rev)
+			}
 		}
-		before, _ := json.Marshal(&g)
+		// What an earlier attempt of this call published is part of the
+		// gap's history, whatever the record says.
+		if g.Sequence < sentSeq {
+			g.Sequence = sentSeq
+			g.LastRemindedAt = w.now()
+		}
+		g.Escalated = g.Escalated || sentEscalation
+		g.ResolvedSent = g.ResolvedSent || sentResolved
 
 		s := svc
 		if s == nil || s.Name != g.Service {
@@ -98,6 +119,11 @@ func (w *Worker) syncGapFrom(ctx context.Context, key string, spec *gap.Gap, rev
 			msgs = append(msgs, m.msg)
 		}
 		wake := ceilSecond(d.WakeAt)
+		if fired && len(out) == 0 && !wake.IsZero() && wake.Equal(g.WakeAt) && now.Before(wake) {
+			// The timer fired before its time by this worker's clock: the
+			// broker's clock is ahead. Look again that much later.
+			wake = ceilSecond(wake.Add(max(wake.Sub(now), time.Second)))
+		}
 		setTimer := !wake.Equal(g.WakeAt) || timerTouched
 		if setTimer && !wake.IsZero() {
 			msgs = append(msgs, w.scheduleMsg(key, wake))
@@ -109,6 +135,16 @@ func (w *Worker) syncGapFrom(ctx context.Context, key string, spec *gap.Gap, rev
 		}
 		for _, m := range out {
 			w.sent(&g, m)
+		}
+		for _, a := range d.Actions {
+			switch a.Type {
+			case gap.ActRemind:
+				sentSeq = max(sentSeq, a.Sequence)
+			case gap.ActEscalate:
+				sentEscalation = true
+			case gap.ActResolved:
+				sentResolved = true
+			}
 		}
 		if setTimer {
 			if wake.IsZero() {
@@ -126,24 +162,17 @@ func (w *Worker) syncGapFrom(ctx context.Context, key string, spec *gap.Gap, rev
 			return nil
 		}
 		g.UpdatedAt = now
-		if !g.Open && (g.ResolvedSent || (g.Sequence == 0 && !g.Escalated)) {
-			// Done: the tender record remembers the resolution, so the gap
-			// itself can go.
-			err = w.res.state.Purge(ctx, key, jetstream.LastRevision(grev))
-			if err == nil {
+		_, err = putJSON(ctx, w.res.state, key, &g, grev)
+		if err == nil {
+			switch {
+			case grev == 0 && g.Open:
+				w.metrics.gapsOpened.Add(1)
+				w.log.Info().Str("gap", key).Str("tender_id", g.TenderID).Str("lot_id", g.LotID).Str("kind", string(g.Kind)).Str("service", g.Service).Msg("gap opened")
+			case !g.Open && (grev == 0 || string(before) != string(after)) && (before == nil || !closedIn(before)):
 				w.metrics.gapsClosed.Add(1)
 				w.log.Info().Str("gap", key).Str("tender_id", g.TenderID).Str("lot_id", g.LotID).Str("kind", string(g.Kind)).Int("reminders", g.Sequence).Msg("gap resolved")
-				return nil
 			}
-		} else {
-			_, err = putJSON(ctx, w.res.state, key, &g, grev)
-			if err == nil {
-				if grev == 0 {
-					w.metrics.gapsOpened.Add(1)
-					w.log.Info().Str("gap", key).Str("tender_id", g.TenderID).Str("lot_id", g.LotID).Str("kind", string(g.Kind)).Str("service", g.Service).Msg("gap opened")
-				}
-				return nil
-			}
+			return nil
 		}
 		if isConflict(err) || errors.Is(err, errConflict) {
 			w.metrics.conflict()
@@ -152,6 +181,14 @@ func (w *Worker) syncGapFrom(ctx context.Context, key string, spec *gap.Gap, rev
 		return fmt.Errorf("commit %s: %w", key, err)
 	}
 	return fmt.Errorf("gap %s: %w after %d attempts", key, errConflict, maxCASRetries)
+}
+
+// closedIn reports whether a stored gap record was already closed.
+func closedIn(raw []byte) bool {
+	var g struct {
+		Open bool `json:"open"`
+	}
+	return json.Unmarshal(raw, &g) == nil && !g.Open
 }
 
 // ceilSecond rounds t up to a whole second: schedules have one-second

@@ -86,7 +86,7 @@ func (w *Worker) handleTimer(ctx context.Context, msg jetstream.Msg, key string)
 	w.metrics.timersFired.Add(1)
 	switch {
 	case strings.HasPrefix(key, "gap."):
-		return w.syncGap(ctx, key, nil, 0, nil)
+		return w.syncGapOpts(ctx, key, nil, 0, nil, nil, 0, true)
 	case isServiceTimer(key):
 		parts := strings.Split(key, ".")
 		if len(parts) != 3 {
