@@ -98,7 +98,7 @@ func Start(ctx context.Context, cfg *config.Config, log zerolog.Logger, o Option
 		},
 		DefaultCIGService: cfg.DefaultCIGService, ContributionService: cfg.ContributionService,
 		Services: cfg.Services, Concurrency: cfg.Concurrency, MaxAttempts: cfg.MaxAttempts,
-		DedupWindow: cfg.DedupWindow, SweepGrace: cfg.SweepGrace, Replicas: cfg.Replicas,
+		DedupWindow: cfg.DedupWindow, SweepGrace: cfg.SweepGrace, Replicas: cfg.Replicas, DrainTimeout: cfg.DrainTimeout,
 		Limits: limits, Now: o.Now, Logger: log, Name: o.Name,
 		Owed: func(base int64, at time.Time) int64 { v, _ := table.Owed(base, at); return v },
 	})

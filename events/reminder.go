@@ -84,13 +84,19 @@ type Resolved struct {
 // DeadLetter is the data of a deadletter event: the input that could not be
 // processed, byte for byte, and why.
 type DeadLetter struct {
-	Reason   Reason              `json:"reason"`
-	Error    string              `json:"error"`
-	Subject  string              `json:"subject"`
-	Headers  map[string][]string `json:"headers,omitempty"`
-	Data     []byte              `json:"data"` // base64 in JSON
-	Stream   string              `json:"stream,omitempty"`
-	Sequence uint64              `json:"stream_sequence,omitempty"`
+	Reason  Reason              `json:"reason"`
+	Error   string              `json:"error"`
+	Subject string              `json:"subject"`
+	Headers map[string][]string `json:"headers,omitempty"`
+	Data    []byte              `json:"data"` // base64 in JSON
+	// Size is the input's size in bytes. Truncated is true if Data holds
+	// only its first bytes (an input too large to fit in a dead letter);
+	// SHA256 is then the hex digest of the whole input.
+	Size      int    `json:"size"`
+	Truncated bool   `json:"truncated,omitempty"`
+	SHA256    string `json:"sha256,omitempty"`
+	Stream    string `json:"stream,omitempty"`
+	Sequence  uint64 `json:"stream_sequence,omitempty"`
 	// Deliveries is how many times the message had been delivered.
 	Deliveries uint64    `json:"deliveries,omitempty"`
 	At         time.Time `json:"at"`

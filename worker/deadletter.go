@@ -2,6 +2,8 @@ package worker
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -15,9 +17,18 @@ import (
 // crash is published once.
 func (w *Worker) deadLetter(ctx context.Context, msg jetstream.Msg, cause error, deliveries uint64) error {
 	reason := events.ReasonOf(cause)
+	data := msg.Data()
 	dl := &events.DeadLetter{
 		Reason: reason, Error: cause.Error(), Subject: msg.Subject(),
-		Headers: msg.Headers(), Data: msg.Data(), Deliveries: deliveries, At: w.now().UTC(),
+		Headers: msg.Headers(), Data: data, Size: len(data), Deliveries: deliveries, At: w.now().UTC(),
+	}
+	// The dead letter carries the input base64-encoded: an input close to
+	// the broker's payload limit would not fit. It then carries the first
+	// bytes, the size and a SHA-256 of the whole, and the input stays on
+	// the events stream at its sequence.
+	if limit := w.deadLetterLimit(); len(data) > limit {
+		sum := sha256.Sum256(data)
+		dl.Data, dl.Truncated, dl.SHA256 = data[:limit], true, hex.EncodeToString(sum[:])
 	}
 	id := "dl-" + msg.Subject()
 	if meta, err := msg.Metadata(); err == nil {
@@ -32,4 +43,14 @@ func (w *Worker) deadLetter(ctx context.Context, msg jetstream.Msg, cause error,
 	w.log.Warn().Str("reason", string(reason)).Str("subject", msg.Subject()).Uint64("stream_sequence", dl.Sequence).
 		Str("error", cause.Error()).Msg("input dead-lettered")
 	return nil
+}
+
+// deadLetterLimit is how many input bytes a dead letter carries at most:
+// base64 grows them by a third, and headers and metadata need room.
+func (w *Worker) deadLetterLimit() int {
+	maxPayload := int(w.nc.MaxPayload())
+	if maxPayload <= 0 {
+		maxPayload = 1 << 20
+	}
+	return max((maxPayload-64<<10)*3/4, 4<<10)
 }

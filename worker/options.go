@@ -35,6 +35,9 @@ type Options struct {
 	MaxAttempts int
 	// AckWait is how long the broker waits for an ack before redelivering.
 	AckWait time.Duration
+	// DrainTimeout bounds how long Run waits, once stopped, for the
+	// messages in flight (default AckWait).
+	DrainTimeout time.Duration
 	// DedupWindow is the duplicate window of the output stream: a reminder
 	// retried within it is published once (default 24h).
 	DedupWindow time.Duration
@@ -100,6 +103,9 @@ func (o *Options) setDefaults() error {
 	}
 	if o.AckWait <= 0 {
 		o.AckWait = 30 * time.Second
+	}
+	if o.DrainTimeout <= 0 {
+		o.DrainTimeout = o.AckWait
 	}
 	if o.DedupWindow <= 0 {
 		o.DedupWindow = 24 * time.Hour

@@ -199,7 +199,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	go func() { wg.Wait(); passes.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(w.opts.AckWait):
+	case <-time.After(w.opts.DrainTimeout):
 		w.log.Warn().Msg("drain timed out: unfinished messages will be redelivered")
 		cancelWork()
 		<-done
