@@ -81,7 +81,14 @@ func Plan(g *Gap, svc *outage.Service, now time.Time, p Policy) Decision {
 	if ready, ok := svc.ReadyAt(p.Settle); ok {
 		due := ready
 		if seq > 0 {
-			due = later(due, g.LastRemindedAt.Add(p.RepeatInterval))
+			// A last reminder "in the future" means the clock went back:
+			// count the interval from now rather than wait for the clock to
+			// catch up.
+			last := g.LastRemindedAt
+			if last.After(now) {
+				last = now
+			}
+			due = later(due, last.Add(p.RepeatInterval))
 		}
 		if !now.Before(due.Add(-p.Tolerance)) {
 			seq++

@@ -114,10 +114,12 @@ func TestPlan(t *testing.T) {
 			want: Decision{WakeAt: pt(4 * day)}},
 		{name: "clock jumps forward days: one reminder", g: openGap(4, 3*day, never), svc: restored, now: pt(9*day + 7*time.Hour),
 			want: Decision{Actions: []Action{remind(5)}, WakeAt: pt(10*day + 7*time.Hour)}},
+		// The interval then counts from the clock's now, not from a last
+		// reminder in its future.
 		{name: "clock jumps backward: none", g: openGap(2, 3*day, never), svc: restored, now: pt(day),
-			want: Decision{WakeAt: pt(4 * day)}},
+			want: Decision{WakeAt: pt(2*day + policy.Settle)}},
 		{name: "clock jumps backward before restoration: none", g: openGap(2, 3*day, never), svc: restored, now: pt(2*day + time.Minute),
-			want: Decision{WakeAt: pt(4 * day)}},
+			want: Decision{WakeAt: pt(3*day + time.Minute)}},
 		{name: "reminded before a new outage: repeat waits for settle", g: openGap(1, 2*day+10*time.Minute, never),
 			svc: svc(dn(0), upAt(2*day), dn(2*day+time.Hour), upAt(4*day)), now: pt(4*day + time.Minute),
 			want: Decision{WakeAt: pt(4*day + policy.Settle)}},
