@@ -49,6 +49,11 @@ type Gap struct {
 	// TenderRevision is the revision of the tender record the descriptive
 	// fields were taken from: an older derivation never overwrites a newer.
 	TenderRevision uint64 `json:"tender_revision,omitempty"`
+	// Pending lists the messages this record says were sent but that may
+	// not be published yet: they are committed first and published after,
+	// and whoever loads the record publishes them again (same ids, so the
+	// output stream keeps one) before doing anything else.
+	Pending []Action `json:"pending,omitempty"`
 }
 
 // Merge folds a freshly derived description of the gap (spec, taken from

@@ -49,8 +49,8 @@ func (a ActionType) String() string {
 
 // Action is one message to send; Sequence is the reminder's sequence.
 type Action struct {
-	Type     ActionType
-	Sequence int
+	Type     ActionType `json:"type"`
+	Sequence int        `json:"sequence"`
 }
 
 // Decision is the outcome of Plan: the messages to send now, in order, and

@@ -60,7 +60,6 @@ func (w *Worker) syncGapFrom(ctx context.Context, key string, spec *gap.Gap, rev
 // concurrently still gets the reminder.resolved it owes.
 func (w *Worker) syncGapOpts(ctx context.Context, key string, spec *gap.Gap, rev uint64, svc *outage.Service, pre *gap.Gap, preRev uint64, fired bool) error {
 	timerTouched := fired
-	sentSeq, sentEscalation, sentResolved := 0, false, false
 	for range maxCASRetries {
 		var g gap.Gap
 		var grev uint64
@@ -84,18 +83,7 @@ func (w *Worker) syncGapOpts(ctx context.Context, key string, spec *gap.Gap, rev
 			g.TenderRevision = rev
 		} else {
 			before, _ = json.Marshal(&g)
-			if spec != nil {
-				g.Merge(spec, rev)
-			}
 		}
-		// What an earlier attempt of this call published is part of the
-		// gap's history, whatever the record says.
-		if g.Sequence < sentSeq {
-			g.Sequence = sentSeq
-			g.LastRemindedAt = w.now()
-		}
-		g.Escalated = g.Escalated || sentEscalation
-		g.ResolvedSent = g.ResolvedSent || sentResolved
 
 		s := svc
 		if s == nil || s.Name != g.Service {
@@ -104,55 +92,43 @@ func (w *Worker) syncGapOpts(ctx context.Context, key string, spec *gap.Gap, rev
 			}
 		}
 		now := w.now()
-		d := gap.Plan(&g, s, now, w.opts.Policy)
-		var out []outMsg
-		for _, a := range d.Actions {
-			m, err := w.reminderMsg(&g, s, a, now)
-			if err != nil {
+
+		// Messages committed by an earlier writer that may have stopped
+		// before publishing them go out first, in their order.
+		if len(g.Pending) > 0 {
+			if err := w.publishActions(ctx, &g, s, g.Pending, now); err != nil {
 				return err
 			}
-			out = append(out, m)
+			g.Pending = nil
+		}
+		if spec != nil && grev != 0 {
+			g.Merge(spec, rev)
+		}
+
+		d := gap.Plan(&g, s, now, w.opts.Policy)
+		for _, a := range d.Actions {
 			g.Record(a, now)
 		}
-		msgs := make([]*nats.Msg, 0, len(out)+1)
-		for _, m := range out {
-			msgs = append(msgs, m.msg)
-		}
+		g.Pending = d.Actions
 		wake := ceilSecond(d.WakeAt)
-		if fired && len(out) == 0 && !wake.IsZero() && wake.Equal(g.WakeAt) && now.Before(wake) {
+		if fired && len(d.Actions) == 0 && !wake.IsZero() && wake.Equal(g.WakeAt) && now.Before(wake) {
 			// The timer fired before its time by this worker's clock: the
 			// broker's clock is ahead. Look again that much later.
 			wake = ceilSecond(wake.Add(max(wake.Sub(now), time.Second)))
 		}
 		setTimer := !wake.Equal(g.WakeAt) || timerTouched
-		if setTimer && !wake.IsZero() {
-			msgs = append(msgs, w.scheduleMsg(key, wake))
-		}
-		if len(msgs) > 0 {
-			if err := w.publishAll(ctx, msgs...); err != nil {
-				return fmt.Errorf("gap %s: %w", key, err)
-			}
-		}
-		for _, m := range out {
-			w.sent(&g, m)
-		}
-		for _, a := range d.Actions {
-			switch a.Type {
-			case gap.ActRemind:
-				sentSeq = max(sentSeq, a.Sequence)
-			case gap.ActEscalate:
-				sentEscalation = true
-			case gap.ActResolved:
-				sentResolved = true
-			}
-		}
+		// The timer is set before the record says so: a crash in between
+		// leaves a timer too many, which finds nothing to do, never one
+		// too few.
 		if setTimer {
 			if wake.IsZero() {
-				if err := w.cancelTimer(ctx, key); err != nil {
-					return err
-				}
+				err = w.cancelTimer(ctx, key)
 			} else {
+				_, err = w.js.PublishMsg(ctx, w.scheduleMsg(key, wake))
 				w.metrics.timersSet.Add(1)
+			}
+			if err != nil {
+				return fmt.Errorf("gap %s timer: %w", key, err)
 			}
 			g.WakeAt = wake
 			timerTouched = true
@@ -162,25 +138,62 @@ func (w *Worker) syncGapOpts(ctx context.Context, key string, spec *gap.Gap, rev
 			return nil
 		}
 		g.UpdatedAt = now
-		_, err = putJSON(ctx, w.res.state, key, &g, grev)
-		if err == nil {
-			switch {
-			case grev == 0 && g.Open:
-				w.metrics.gapsOpened.Add(1)
-				w.log.Info().Str("gap", key).Str("tender_id", g.TenderID).Str("lot_id", g.LotID).Str("kind", string(g.Kind)).Str("service", g.Service).Msg("gap opened")
-			case !g.Open && (grev == 0 || string(before) != string(after)) && (before == nil || !closedIn(before)):
-				w.metrics.gapsClosed.Add(1)
-				w.log.Info().Str("gap", key).Str("tender_id", g.TenderID).Str("lot_id", g.LotID).Str("kind", string(g.Kind)).Int("reminders", g.Sequence).Msg("gap resolved")
-			}
-			return nil
-		}
+		// Commit first, publish after: a concurrent writer that loses this
+		// compare-and-set has published nothing, and one that wins sees
+		// these messages pending and sends them before its own.
+		nrev, err := putJSON(ctx, w.res.state, key, &g, grev)
 		if isConflict(err) || errors.Is(err, errConflict) {
 			w.metrics.conflict()
 			continue
 		}
-		return fmt.Errorf("commit %s: %w", key, err)
+		if err != nil {
+			return fmt.Errorf("commit %s: %w", key, err)
+		}
+		switch {
+		case grev == 0 && g.Open:
+			w.metrics.gapsOpened.Add(1)
+			w.log.Info().Str("gap", key).Str("tender_id", g.TenderID).Str("lot_id", g.LotID).Str("kind", string(g.Kind)).Str("service", g.Service).Msg("gap opened")
+		case !g.Open && (before == nil || !closedIn(before)):
+			w.metrics.gapsClosed.Add(1)
+			w.log.Info().Str("gap", key).Str("tender_id", g.TenderID).Str("lot_id", g.LotID).Str("kind", string(g.Kind)).Int("reminders", g.Sequence).Msg("gap resolved")
+		}
+		if len(g.Pending) == 0 {
+			return nil
+		}
+		if err := w.publishActions(ctx, &g, s, g.Pending, now); err != nil {
+			return err
+		}
+		// Mark them published. If another writer got there first it has
+		// published them again (deduplicated) and cleared them itself.
+		g.Pending = nil
+		if _, err := putJSON(ctx, w.res.state, key, &g, nrev); err != nil && !isConflict(err) && !errors.Is(err, errConflict) {
+			return fmt.Errorf("commit %s: %w", key, err)
+		}
+		return nil
 	}
 	return fmt.Errorf("gap %s: %w after %d attempts", key, errConflict, maxCASRetries)
+}
+
+// publishActions publishes the messages of actions about g and waits for
+// the acks.
+func (w *Worker) publishActions(ctx context.Context, g *gap.Gap, s *outage.Service, actions []gap.Action, now time.Time) error {
+	out := make([]outMsg, 0, len(actions))
+	msgs := make([]*nats.Msg, 0, len(actions))
+	for _, a := range actions {
+		m, err := w.reminderMsg(g, s, a, now)
+		if err != nil {
+			return err
+		}
+		out = append(out, m)
+		msgs = append(msgs, m.msg)
+	}
+	if err := w.publishAll(ctx, msgs...); err != nil {
+		return fmt.Errorf("gap %s: %w", g.Key, err)
+	}
+	for _, m := range out {
+		w.sent(g, m)
+	}
+	return nil
 }
 
 // closedIn reports whether a stored gap record was already closed.
