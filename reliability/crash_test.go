@@ -66,6 +66,11 @@ func crashRound(t *testing.T, r int, sz crashSize) {
 	}
 	<-published
 	w.WaitStarted(60 * time.Second)
+	// What a killed process held comes back after the 30s ack wait: the
+	// restoration starts once every input is applied, so each first
+	// reminder can be checked against the whole tender (a reminder sent
+	// while its tender.published is still in flight rightly has no RUP).
+	waitFor(t, 90*time.Second, "every input applied", c.inputsDone)
 
 	// Every service is back: the fan-out starts after settle (1s). Kill
 	// the worker as soon as it has emitted its first reminders. Meanwhile
