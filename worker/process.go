@@ -56,7 +56,10 @@ func (w *Worker) process(ctx context.Context, j job) {
 			w.settle(j.msg, true, 0)
 			return
 		}
-	} else if int(deliveries) >= w.opts.MaxAttempts {
+	} else if int(deliveries) >= w.opts.MaxAttempts && j.kind != jobTimer {
+		// An input that keeps failing is dead-lettered; a timer is state the
+		// service owns, not input: it is retried (with backoff) until the
+		// failure passes, never dropped.
 		final := &events.InvalidError{Reason: events.ReasonProcessFailed, Msg: fmt.Sprintf("failed %d times", deliveries), Err: err}
 		if dlErr := w.deadLetter(ctx, j.msg, final, deliveries); dlErr == nil {
 			w.settle(j.msg, true, 0)
