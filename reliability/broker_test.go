@@ -92,6 +92,11 @@ func brokerRound(t *testing.T, r int, sz brokerSize) {
 		}
 	}
 	<-published
+	// Inputs that failed while the broker was away are retried with
+	// backoff: the restoration starts once every input is applied, so each
+	// first reminder can be checked against its whole tender (one sent
+	// while its tender.published is still being retried rightly has no RUP).
+	waitFor(t, 120*time.Second, "every input applied", c.inputsDone)
 
 	c.publish(portal(wd.Source, round+"-up", true, time.Now()))
 	for range sz.kills {
