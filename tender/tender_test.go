@@ -331,7 +331,6 @@ func TestMergeOrderIndependentBugs(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_ = tt.bug // fixed
 			checkAllOrders(t, tt.steps, tt.want)
 		})
 	}

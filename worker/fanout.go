@@ -32,7 +32,7 @@ func (w *Worker) restorationPass(ctx context.Context, msg jetstream.Msg, service
 	now := w.now()
 	if now.Before(ready.Add(-w.opts.Policy.Tolerance)) {
 		// Fired early (a flap moved the restoration): try again when due.
-		return w.schedule(ctx, passKey(service, n), ready, nil)
+		return w.schedule(ctx, passKey(service, n), ready)
 	}
 	start := time.Now()
 	// The gaps are read in batches from the bucket's stream (the last
@@ -66,8 +66,9 @@ func (w *Worker) restorationPass(ctx context.Context, msg jetstream.Msg, service
 		got := 0
 		for m := range batch.Messages() {
 			got++
+			rev := uint64(0)
 			if meta, err := m.Metadata(); err == nil {
-				pending = meta.NumPending
+				pending, rev = meta.NumPending, meta.Sequence.Stream
 			}
 			if op := m.Headers().Get("KV-Operation"); op == "DEL" || op == "PURGE" {
 				continue
@@ -76,11 +77,6 @@ func (w *Worker) restorationPass(ctx context.Context, msg jetstream.Msg, service
 			if err := json.Unmarshal(m.Data(), &g); err != nil {
 				w.log.Error().Err(err).Str("gap", m.Subject()).Msg("gap record undecodable: skipped")
 				continue
-			}
-			meta, _ := m.Metadata()
-			rev := uint64(0)
-			if meta != nil {
-				rev = meta.Sequence.Stream
 			}
 			if time.Since(lastBeat) > w.opts.AckWait/3 {
 				_ = msg.InProgress()
@@ -116,7 +112,7 @@ func (w *Worker) restorationPass(ctx context.Context, msg jetstream.Msg, service
 	w.log.Info().Str("service", service).Int("pass", n).Int64("gaps", count.Load()).
 		Dur("took", time.Since(start)).Time("up_since", svc.UpSince()).Msg("restoration pass done")
 	if n == 1 {
-		return w.schedule(ctx, passKey(service, 2), now.Add(w.opts.SweepGrace), nil)
+		return w.schedule(ctx, passKey(service, 2), now.Add(w.opts.SweepGrace))
 	}
 	return nil
 }

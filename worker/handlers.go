@@ -117,7 +117,7 @@ func (w *Worker) portalChange(ctx context.Context, ev *events.Event, p *events.P
 		if svc.Up() {
 			ready, _ := svc.ReadyAt(w.opts.Policy.Settle)
 			when := later(ready, w.now())
-			if err := w.schedule(ctx, passKey(name, 1), when, nil); err != nil {
+			if err := w.schedule(ctx, passKey(name, 1), when); err != nil {
 				return err
 			}
 			log = log.Time("up_since", svc.UpSince()).Time("reminders_from", when)

@@ -40,9 +40,9 @@ func reminderMessage(g *gap.Gap, seq int) events.Message {
 	case events.KindCIG:
 		return events.Message{
 			IT: fmt.Sprintf("Gentile %s, il servizio ANAC %s è di nuovo disponibile: acquisisca il CIG del lotto %s della gara %s%s, pubblicata con CIG \"in fase di acquisizione\", e integri la pubblicazione trasmettendo i dati ad ANAC%s. Termine offerte: %s.",
-				g.RUP.Name, g.Service, g.LotID, g.TenderID, titleIT(g), nth, fmtTime(g.Deadline)),
+				g.RUP.Name, g.Service, g.LotID, g.TenderID, quotedTitle(g), nth, fmtTime(g.Deadline)),
 			EN: fmt.Sprintf("Dear %s, the ANAC service %s is available again: acquire the CIG of lot %s of tender %s%s, published with the CIG \"being acquired\", and complete the publication by sending its data to ANAC%s. Offer deadline: %s.",
-				g.RUP.Name, g.Service, g.LotID, g.TenderID, titleEN(g), nthEN, fmtTime(g.Deadline)),
+				g.RUP.Name, g.Service, g.LotID, g.TenderID, quotedTitle(g), nthEN, fmtTime(g.Deadline)),
 		}
 	default:
 		amount, amountEN := "", ""
@@ -61,9 +61,9 @@ func reminderMessage(g *gap.Gap, seq int) events.Message {
 		}
 		return events.Message{
 			IT: fmt.Sprintf("Gentile %s, la piattaforma dei pagamenti ANAC (%s) è di nuovo disponibile: regolarizzi il pagamento del contributo ANAC%s per il lotto %s della gara %s%s, a cui è stato ammesso con riserva%s%s. Conservi la ricevuta pagoPA.",
-				name, g.Service, amount, g.LotID, g.TenderID, titleIT(g), by, nth),
+				name, g.Service, amount, g.LotID, g.TenderID, quotedTitle(g), by, nth),
 			EN: fmt.Sprintf("Dear %s, the ANAC payments platform (%s) is available again: pay the ANAC contribution%s for lot %s of tender %s%s, to which you were admitted with reserve%s%s. Keep the pagoPA receipt.",
-				name, g.Service, amountEN, g.LotID, g.TenderID, titleEN(g), byEN, nthEN),
+				name, g.Service, amountEN, g.LotID, g.TenderID, quotedTitle(g), byEN, nthEN),
 		}
 	}
 }
@@ -88,8 +88,8 @@ func escalationMessage(g *gap.Gap, svc *outage.Service, now time.Time) events.Me
 		downEN = fmt.Sprintf(" The ANAC service %s is still unavailable: consider suspending or extending the term (art. 25(2) Legislative Decree 36/2023).", g.Service)
 	}
 	return events.Message{
-		IT: fmt.Sprintf("Attenzione: per la gara %s%s manca ancora %s e il termine %s.%s", g.TenderID, titleIT(g), what, when, down),
-		EN: fmt.Sprintf("Warning: for tender %s%s, %s is still missing and the term %s.%s", g.TenderID, titleEN(g), whatEN, whenEN, downEN),
+		IT: fmt.Sprintf("Attenzione: per la gara %s%s manca ancora %s e il termine %s.%s", g.TenderID, quotedTitle(g), what, when, down),
+		EN: fmt.Sprintf("Warning: for tender %s%s, %s is still missing and the term %s.%s", g.TenderID, quotedTitle(g), whatEN, whenEN, downEN),
 	}
 }
 
@@ -111,16 +111,14 @@ func resolvedMessage(g *gap.Gap) events.Message {
 		subjectEN = fmt.Sprintf("ANAC contribution of %s for lot %s", g.OperatorFiscalCode(), g.LotID)
 	}
 	return events.Message{
-		IT: fmt.Sprintf("Gara %s%s: %s regolarizzato (%s). Nessun altro sollecito sarà inviato.", g.TenderID, titleIT(g), subject, how),
-		EN: fmt.Sprintf("Tender %s%s: %s regularised (%s). No further reminders will be sent.", g.TenderID, titleEN(g), subjectEN, howEN),
+		IT: fmt.Sprintf("Gara %s%s: %s regolarizzato (%s). Nessun altro sollecito sarà inviato.", g.TenderID, quotedTitle(g), subject, how),
+		EN: fmt.Sprintf("Tender %s%s: %s regularised (%s). No further reminders will be sent.", g.TenderID, quotedTitle(g), subjectEN, howEN),
 	}
 }
 
-func titleIT(g *gap.Gap) string {
+func quotedTitle(g *gap.Gap) string {
 	if g.Title == "" {
 		return ""
 	}
 	return " (\"" + g.Title + "\")"
 }
-
-func titleEN(g *gap.Gap) string { return titleIT(g) }

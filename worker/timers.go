@@ -31,7 +31,7 @@ type timerPayload struct {
 }
 
 // schedule sets the durable timer of key to fire at at.
-func (w *Worker) schedule(ctx context.Context, key string, at time.Time, _ []byte) error {
+func (w *Worker) schedule(ctx context.Context, key string, at time.Time) error {
 	msg := w.scheduleMsg(key, at)
 	if _, err := w.js.PublishMsg(ctx, msg); err != nil {
 		return fmt.Errorf("schedule %s at %s: %w", key, at.Format(time.RFC3339), err)

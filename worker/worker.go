@@ -80,9 +80,6 @@ func (w *Worker) Ready() bool {
 	return true
 }
 
-// JetStream returns the worker's JetStream context.
-func (w *Worker) JetStream() jetstream.JetStream { return w.js }
-
 // job is one message routed to a shard.
 type job struct {
 	msg  jetstream.Msg
