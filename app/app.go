@@ -15,10 +15,12 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
+	"github.com/promemoria/promemoria/calendar"
 	"github.com/promemoria/promemoria/config"
 	"github.com/promemoria/promemoria/contribution"
 	"github.com/promemoria/promemoria/events"
 	"github.com/promemoria/promemoria/gap"
+	"github.com/promemoria/promemoria/message"
 	"github.com/promemoria/promemoria/natsserver"
 	"github.com/promemoria/promemoria/worker"
 )
@@ -45,6 +47,36 @@ type Options struct {
 	Now func() time.Time
 	// Name names this replica in logs.
 	Name string
+	// ToServer maps a time of Now's clock to the broker's, for timers
+	// (default: the identity). The demo runs a clock of its own.
+	ToServer func(time.Time) time.Time
+}
+
+// WorkerOptions turns the settings about what promemoria sends and when
+// into worker options: timing, calendar, contribution table and texts. A
+// template that does not parse or execute stops start-up here, naming the
+// file.
+func WorkerOptions(cfg *config.Config) (worker.Options, error) {
+	table, err := contribution.NewTable(cfg.ContributionSchedules)
+	if err != nil {
+		return worker.Options{}, fmt.Errorf("config contribution_schedules: %w", err)
+	}
+	cal := calendar.New(cfg.Location, cfg.ClosureDays...)
+	texts, err := message.Load(cfg.TemplatesDir, cal.Location())
+	if err != nil {
+		return worker.Options{}, fmt.Errorf("config templates_dir: %w", err)
+	}
+	return worker.Options{
+		Policy: gap.Policy{
+			Settle: cfg.Settle, RepeatInterval: cfg.RepeatInterval, EscalateBefore: cfg.EscalateBefore, Tolerance: time.Second,
+			Office: calendar.Office{Cal: cal, Hours: cfg.Hours},
+		},
+		DefaultCIGService: cfg.DefaultCIGService, ContributionService: cfg.ContributionService,
+		Services: cfg.Services, BidderServices: cfg.BidderServices, Concurrency: cfg.Concurrency, MaxAttempts: cfg.MaxAttempts,
+		DedupWindow: cfg.DedupWindow, SweepGrace: cfg.SweepGrace, Replicas: cfg.Replicas, DrainTimeout: cfg.DrainTimeout,
+		Contribution: &table, Calendar: cal, Texts: texts,
+		Subjects: events.Subjects{Prefix: cfg.SubjectPrefix}, Limits: limits(cfg),
+	}, nil
 }
 
 // Run runs promemoria until ctx is cancelled, then shuts down cleanly.
@@ -67,6 +99,11 @@ func Start(ctx context.Context, cfg *config.Config, log zerolog.Logger, o Option
 			a.close()
 		}
 	}()
+	// What promemoria will say is checked before anything starts.
+	wopts, err := WorkerOptions(cfg)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.NATSURL == "" {
 		a.server, err = natsserver.Start(natsserver.Options{
 			Listen: cfg.Listen, DataDir: cfg.DataDir, ConfigFile: cfg.EmbeddedConfig,
@@ -86,22 +123,11 @@ func Start(ctx context.Context, cfg *config.Config, log zerolog.Logger, o Option
 	if err != nil {
 		return nil, err
 	}
-	table := contribution.DefaultTable()
-	limits := events.DefaultLimits()
-	limits.MaxBytes = cfg.MaxEventBytes
+	wopts.Subjects, wopts.Now, wopts.Logger, wopts.Name = subjects, o.Now, log, o.Name
+	wopts.ToServer = o.ToServer
 	pctx, pcancel := context.WithTimeout(ctx, 90*time.Second)
 	defer pcancel()
-	a.worker, err = worker.New(pctx, a.nc, worker.Options{
-		Subjects: subjects,
-		Policy: gap.Policy{
-			Settle: cfg.Settle, RepeatInterval: cfg.RepeatInterval, EscalateBefore: cfg.EscalateBefore, Tolerance: time.Second,
-		},
-		DefaultCIGService: cfg.DefaultCIGService, ContributionService: cfg.ContributionService,
-		Services: cfg.Services, Concurrency: cfg.Concurrency, MaxAttempts: cfg.MaxAttempts,
-		DedupWindow: cfg.DedupWindow, SweepGrace: cfg.SweepGrace, Replicas: cfg.Replicas, DrainTimeout: cfg.DrainTimeout,
-		Limits: limits, Now: o.Now, Logger: log, Name: o.Name,
-		Owed: func(base int64, at time.Time) int64 { v, _ := table.Owed(base, at); return v },
-	})
+	a.worker, err = worker.New(pctx, a.nc, wopts)
 	if err != nil {
 		return nil, err
 	}
@@ -235,4 +261,11 @@ func authOptions(cfg *config.Config) ([]nats.Option, error) {
 		opts = append(opts, nats.ClientCert(cfg.NATSCert, cfg.NATSKey))
 	}
 	return opts, nil
+}
+
+// limits returns the input limits the settings ask for.
+func limits(cfg *config.Config) events.Limits {
+	l := events.DefaultLimits()
+	l.MaxBytes = cfg.MaxEventBytes
+	return l
 }

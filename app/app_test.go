@@ -33,9 +33,11 @@ import (
 	"github.com/promemoria/promemoria/natsserver"
 )
 
-// load builds a config the way main does, from flags.
+// load builds a config the way main does, from flags; reminders go at any
+// time, so that no test depends on the hour it runs at.
 func load(t *testing.T, args ...string) *config.Config {
 	t.Helper()
+	args = append([]string{"--office-hours", "always"}, args...)
 	cfg, err := config.Load("serve", args, func(string) string { return "" }, io.Discard)
 	if err != nil {
 		t.Fatal(err)

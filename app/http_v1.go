@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/promemoria/promemoria/events"
@@ -19,7 +20,7 @@ const v1Timeout = 10 * time.Second
 // registerV1 adds the read-only JSON API: the same data as the pending and
 // services commands.
 //
-//	GET /v1/pending?service=&tender_id=&kind=   {"pending": [...]}
+//	GET /v1/pending?service=&tender_id=&kind=&all=   {"pending": [...]}
 //	GET /v1/services                            {"services": [...]}
 //
 // Errors are {"error": "..."} with status 400 (bad query), 503 (worker not
@@ -31,11 +32,19 @@ func (a *App) registerV1(mux *http.ServeMux) {
 
 func (a *App) v1Pending(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	if err := onlyParams(q, "service", "tender_id", "kind"); err != nil {
+	if err := onlyParams(q, "service", "tender_id", "kind", "all"); err != nil {
 		writeJSONError(w, http.StatusBadRequest, err)
 		return
 	}
 	f := worker.PendingFilter{Service: q.Get("service"), TenderID: q.Get("tender_id"), Kind: events.Kind(q.Get("kind"))}
+	if v := q.Get("all"); v != "" {
+		all, err := strconv.ParseBool(v)
+		if err != nil {
+			writeJSONError(w, http.StatusBadRequest, fmt.Errorf("all=%q: want true or false", v))
+			return
+		}
+		f.All = all
+	}
 	if a.worker == nil {
 		writeJSONError(w, http.StatusServiceUnavailable, errors.New("the worker is not running"))
 		return

@@ -34,10 +34,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/promemoria/promemoria/app"
 	"github.com/promemoria/promemoria/config"
-	"github.com/promemoria/promemoria/contribution"
 	"github.com/promemoria/promemoria/events"
-	"github.com/promemoria/promemoria/gap"
 	"github.com/promemoria/promemoria/natsserver"
 	"github.com/promemoria/promemoria/worker"
 )
@@ -63,7 +62,8 @@ type Env struct {
 // `promemoria serve` would build it with no flags and no environment,
 // followed by the given flag overrides (like "--settle", "0s").
 func Config(dataDir string, overrides ...string) (*config.Config, error) {
-	args := append([]string{"--data-dir", dataDir, "--http-listen", "", "--log-level", "warn"}, overrides...)
+	// Reminders go at any time: the benchmark measures throughput, not office hours.
+	args := append([]string{"--data-dir", dataDir, "--http-listen", "", "--log-level", "warn", "--office-hours", "always"}, overrides...)
 	return config.Load("bench", args, func(string) string { return "" }, io.Discard)
 }
 
@@ -128,21 +128,12 @@ func (e *Env) Stop() {
 
 // WorkerOptions returns the worker options the app derives from cfg.
 func WorkerOptions(cfg *config.Config, log zerolog.Logger) worker.Options {
-	table := contribution.DefaultTable()
-	limits := events.DefaultLimits()
-	limits.MaxBytes = cfg.MaxEventBytes
-	subjects, _ := events.NewSubjects(cfg.SubjectPrefix)
-	return worker.Options{
-		Subjects: subjects,
-		Policy: gap.Policy{
-			Settle: cfg.Settle, RepeatInterval: cfg.RepeatInterval, EscalateBefore: cfg.EscalateBefore, Tolerance: time.Second,
-		},
-		DefaultCIGService: cfg.DefaultCIGService, ContributionService: cfg.ContributionService,
-		Services: cfg.Services, Concurrency: cfg.Concurrency, MaxAttempts: cfg.MaxAttempts,
-		DedupWindow: cfg.DedupWindow, SweepGrace: cfg.SweepGrace, Replicas: cfg.Replicas,
-		Limits: limits, Logger: log, Name: "bench",
-		Owed: func(base int64, at time.Time) int64 { v, _ := table.Owed(base, at); return v },
+	o, err := app.WorkerOptions(cfg)
+	if err != nil {
+		panic(fmt.Sprintf("bench: worker options: %v", err))
 	}
+	o.Logger, o.Name = log, "bench"
+	return o
 }
 
 // Logger is the worker's logger in the benchmark: the app's default level

@@ -30,6 +30,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -69,6 +70,13 @@ const (
 	// quoteLimit is how many bytes of a rejected input an error message repeats.
 	quoteLimit = 24
 )
+
+// Normalize returns code as people often type it made canonical: white
+// space around it removed and letters upper-cased (" b1234567ab " becomes
+// "B1234567AB"). Validate checks the result; it does not normalise itself.
+func Normalize(code string) string {
+	return strings.ToUpper(strings.TrimSpace(code))
+}
 
 // Validate checks code and returns its kind, or an error that says in plain English
 // what is wrong: the length, the character at a position (counted from 1), or the

@@ -401,3 +401,22 @@ func BenchmarkValidate(b *testing.B) {
 		}
 	}
 }
+
+func TestNormalize(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{" b00012eadb ", "B00012EADB"},
+		{"\tz3b3885f48\n", "Z3B3885F48"},
+		{"918052266A", "918052266A"},
+		{"", ""},
+	} {
+		got := Normalize(tc.in)
+		if got != tc.want {
+			t.Errorf("Normalize(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+		if tc.want != "" {
+			if _, err := Validate(got); err != nil {
+				t.Errorf("Validate(Normalize(%q)): %v", tc.in, err)
+			}
+		}
+	}
+}

@@ -6,6 +6,7 @@
 package config
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,8 +18,12 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	_ "time/tzdata" // the timezone setting works where the system has no zoneinfo
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/promemoria/promemoria/calendar"
+	"github.com/promemoria/promemoria/contribution"
 )
 
 // Config is the effective configuration of the service.
@@ -56,6 +61,25 @@ type Config struct {
 	NATSKey             string
 	DrainTimeout        time.Duration
 
+	// ContributionSchedules are the contribution tables, checked by
+	// contribution.NewTable.
+	ContributionSchedules []contribution.Schedule
+	// OfficeHours is when messages go out, in the canonical form of
+	// calendar.Hours ("always" or like "Mon-Fri 09:00-18:00"); Hours is it
+	// parsed.
+	OfficeHours string
+	Hours       calendar.Hours
+	// Timezone is the IANA name of the time zone of office hours and closure
+	// days; Location is it loaded.
+	Timezone string
+	Location *time.Location
+	// ClosureDays are the office's own closure days, dates or yearly days.
+	ClosureDays []calendar.Closure
+	// TemplatesDir overrides the embedded message templates; empty: none.
+	TemplatesDir string
+	// BidderServices are the services bidders need, for the art. 25 advice.
+	BidderServices []string
+
 	// File is the configuration file read, if any.
 	File string
 	// PrintConfig asks serve to print the effective config and exit.
@@ -69,8 +93,10 @@ type Setting struct {
 	Help   string
 	Def    string
 	Secret bool
-	set    func(c *Config, v string) error
-	get    func(c *Config) string
+	// raw settings hold JSON, printed as is rather than quoted.
+	raw bool
+	set func(c *Config, v string) error
+	get func(c *Config) string
 }
 
 // Flag returns the setting's flag name.
@@ -138,6 +164,86 @@ func service(p func(*Config) *string) (func(*Config, string) error, func(*Config
 		*p(c) = v
 		return nil
 	}, func(c *Config) string { return *p(c) }
+}
+
+// serviceList makes the setter and getter of a comma-separated list of service
+// names; duplicates are dropped.
+func serviceList(p func(*Config) *[]string) (func(*Config, string) error, func(*Config) string) {
+	return func(c *Config, v string) error {
+		var out []string
+		for _, s := range strings.Split(v, ",") {
+			s = strings.TrimSpace(s)
+			if !serviceRe.MatchString(s) {
+				return fmt.Errorf("%q is not a service name: write comma-separated names of lower-case letters, digits, _ and -, like payments,fvoe", s)
+			}
+			if !slices.Contains(out, s) {
+				out = append(out, s)
+			}
+		}
+		*p(c) = out
+		return nil
+	}, func(c *Config) string { return strings.Join(*p(c), ",") }
+}
+
+// schedulesExample is what an error about contribution_schedules suggests.
+const schedulesExample = `[{"id":"anac-2023","from":"2023-04-01","brackets":[{"from_cents":0,"amount_cents":0},{"from_cents":15000000,"amount_cents":1800}]}]`
+
+// scheduleInput is a contribution.Schedule as written, with pointers to tell a
+// bracket's missing amount from a 0 one.
+type scheduleInput struct {
+	ID       string `json:"id"`
+	From     string `json:"from"`
+	Brackets []struct {
+		FromCents   *int64 `json:"from_cents"`
+		AmountCents *int64 `json:"amount_cents"`
+	} `json:"brackets"`
+}
+
+// schedules sets ContributionSchedules from a JSON array of schedules, checked
+// by contribution.NewTable. Unknown fields and brackets without from_cents or
+// amount_cents are errors, so that a typo never becomes an exemption.
+func schedules(c *Config, v string) error {
+	if strings.TrimSpace(v) == "" {
+		return errors.New("must not be empty: give a JSON array like " + schedulesExample + ", or a list of {id, from, brackets} in the YAML file")
+	}
+	dec := json.NewDecoder(strings.NewReader(v))
+	dec.DisallowUnknownFields()
+	var in []scheduleInput
+	if err := dec.Decode(&in); err != nil {
+		return fmt.Errorf("not a list of schedules {id, from, brackets: [{from_cents, amount_cents}]} (in JSON: %s): %w", schedulesExample, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("unexpected text after the JSON array: give one array of schedules")
+	}
+	out := make([]contribution.Schedule, len(in))
+	for i, s := range in {
+		out[i] = contribution.Schedule{ID: s.ID, From: s.From, Brackets: make([]contribution.Bracket, len(s.Brackets))}
+		for j, b := range s.Brackets {
+			switch {
+			case b.FromCents == nil:
+				return fmt.Errorf("schedule %d %q bracket %d has no from_cents: write the base amount in cents from which it applies, 0 for the first", i+1, s.ID, j+1)
+			case b.AmountCents == nil:
+				return fmt.Errorf("schedule %d %q bracket %d has no amount_cents: write the contribution in cents, 0 for exempt lots", i+1, s.ID, j+1)
+			}
+			out[i].Brackets[j] = contribution.Bracket{FromCents: *b.FromCents, AmountCents: *b.AmountCents}
+		}
+	}
+	if _, err := contribution.NewTable(out); err != nil {
+		return err
+	}
+	c.ContributionSchedules = out
+	return nil
+}
+
+// schedulesText returns ContributionSchedules as compact JSON, which schedules
+// reads back.
+func schedulesText(c *Config) string {
+	b, err := json.Marshal(c.ContributionSchedules)
+	if err != nil {
+		// A slice of structs of strings and integers always marshals.
+		panic(fmt.Sprintf("config: marshal contribution_schedules: %v", err))
+	}
+	return string(b)
 }
 
 func hostPort(empty bool, p func(*Config) *string) (func(*Config, string) error, func(*Config) string) {
@@ -214,21 +320,14 @@ func Settings() []Setting {
 	add("default_cig_service", "pcp", "service that issues a lot's CIG when the tender does not say", false, f, g)
 	f, g = service(func(c *Config) *string { return &c.ContributionService })
 	add("contribution_service", "payments", "service contribution gaps wait for", false, f, g)
-	add("services", "smartcig,simog,pcp,payments,fvoe,bdncp,ausa", "what a portal event with no services list means", false,
-		func(c *Config, v string) error {
-			var out []string
-			for _, s := range strings.Split(v, ",") {
-				s = strings.TrimSpace(s)
-				if !serviceRe.MatchString(s) {
-					return fmt.Errorf("%q is not a service name", s)
-				}
-				if !slices.Contains(out, s) {
-					out = append(out, s)
-				}
-			}
-			c.Services = out
-			return nil
-		}, func(c *Config) string { return strings.Join(c.Services, ",") })
+	fl, gl := serviceList(func(c *Config) *[]string { return &c.Services })
+	add("services", "smartcig,simog,pcp,payments,fvoe,bdncp,ausa", "what a portal event with no services list means", false, fl, gl)
+	fl, gl = serviceList(func(c *Config) *[]string { return &c.BidderServices })
+	add("bidder_services", "payments,fvoe", "services bidders need: their outages during an offer period give the art. 25 advice", false, fl, gl)
+	def := schedulesText(&Config{ContributionSchedules: contribution.DefaultSchedules()})
+	s = append(s, Setting{Name: "contribution_schedules", Def: def, raw: true, set: schedules, get: schedulesText,
+		Help: "contribution tables as a JSON array of {id, from (Europe/Rome date), brackets: [{from_cents, amount_cents}]}, sorted by from; a list in the YAML file " +
+			"(default: anac-2021 from 2021-01-01 and anac-2023 from 2023-04-01, shown by --print-config)"})
 	var ci, ma, rp, mb int64
 	_ = ci
 	add("concurrency", "32", "tenders processed at once per worker", false, func(c *Config, v string) error {
@@ -291,6 +390,51 @@ func Settings() []Setting {
 	add("nats_key", "", "client key file (mTLS)", false, f, g)
 	f, g = dur(time.Second, func(c *Config) *time.Duration { return &c.DrainTimeout })
 	add("drain_timeout", "30s", "how long shutdown waits for messages in flight", false, f, g)
+	add("timezone", "Europe/Rome", "IANA time zone of office hours and closure days", false, func(c *Config, v string) error {
+		if strings.TrimSpace(v) == "" {
+			return errors.New("must not be empty: write an IANA time zone like Europe/Rome")
+		}
+		loc, err := time.LoadLocation(v)
+		if err != nil {
+			return fmt.Errorf("%q is not a time zone: write an IANA name like Europe/Rome: %w", v, err)
+		}
+		c.Timezone, c.Location = v, loc
+		return nil
+	}, func(c *Config) string { return c.Timezone })
+	add("office_hours", "Mon-Fri 09:00-18:00", "when reminders go out, like Mon-Fri 09:00-18:00 or Mon-Fri 09:00-13:00,14:00-18:00; always: at any time", false, func(c *Config, v string) error {
+		h, err := calendar.ParseHours(v)
+		if err != nil {
+			return err
+		}
+		c.OfficeHours, c.Hours = h.String(), h
+		return nil
+	}, func(c *Config) string { return c.OfficeHours })
+	add("closure_days", "", "the office's closure days besides national holidays, comma-separated: dates like 2026-06-29 or yearly days like 06-29", false, func(c *Config, v string) error {
+		var out []calendar.Closure
+		if strings.TrimSpace(v) == "" {
+			c.ClosureDays = out
+			return nil
+		}
+		for _, s := range strings.Split(v, ",") {
+			d, err := calendar.ParseClosure(strings.TrimSpace(s))
+			if err != nil {
+				return fmt.Errorf("%w; separate several with commas, like 2026-06-29,06-29", err)
+			}
+			if !slices.Contains(out, d) {
+				out = append(out, d)
+			}
+		}
+		c.ClosureDays = out
+		return nil
+	}, func(c *Config) string {
+		parts := make([]string, len(c.ClosureDays))
+		for i, d := range c.ClosureDays {
+			parts[i] = d.String()
+		}
+		return strings.Join(parts, ",")
+	})
+	f, g = str(func(c *Config) *string { return &c.TemplatesDir })
+	add("templates_dir", "", "directory of message templates overriding the built-in texts; empty: the built-in texts", false, f, g)
 	return s
 }
 
@@ -325,6 +469,10 @@ func Load(name string, args []string, getenv func(string) string, out io.Writer)
 	flags := make(map[string]*string, len(settings))
 	for _, s := range settings {
 		v := &flagValue{v: s.Def, isBool: s.Def == "true" || s.Def == "false"}
+		if s.raw {
+			// A structured default is too long for --help; Help describes it.
+			v.v = ""
+		}
 		fs.Var(v, s.Flag(), s.Help+" (env "+s.Env()+")")
 		flags[s.Name] = &v.v
 	}
@@ -398,34 +546,61 @@ func (c *Config) check() error {
 			return &Error{Setting: p.name, Origin: p.path, Err: fmt.Errorf("cannot read the file: %w", err)}
 		}
 	}
+	if c.TemplatesDir != "" {
+		fi, err := os.Stat(c.TemplatesDir)
+		if err != nil {
+			return &Error{Setting: "templates_dir", Origin: c.TemplatesDir, Err: fmt.Errorf("cannot read the directory (give an existing one, or leave it empty for the built-in texts): %w", err)}
+		}
+		if !fi.IsDir() {
+			return &Error{Setting: "templates_dir", Origin: c.TemplatesDir, Err: errors.New("not a directory: give the directory of the message templates, or leave it empty for the built-in texts")}
+		}
+	}
 	return nil
 }
 
+// readFile reads the YAML file into the text of each key: a scalar as written,
+// a list of scalars joined with commas, and a list or mapping holding lists or
+// mappings, or any list for a raw setting, as compact JSON.
 func readFile(path string, settings []Setting) (map[string]string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, &Error{Setting: "config", Origin: path, Err: err}
 	}
-	var raw map[string]any
+	var raw map[string]yamlValue
 	if err := yaml.Unmarshal(b, &raw); err != nil {
 		return nil, &Error{Setting: "config", Origin: path, Err: fmt.Errorf("not valid YAML: %w", err)}
 	}
-	known := map[string]bool{}
+	known := map[string]Setting{}
 	for _, s := range settings {
-		known[s.Name] = true
+		known[s.Name] = s
 	}
 	out := map[string]string{}
-	for k, v := range raw {
-		if !known[k] {
+	for k, yv := range raw {
+		s, ok := known[k]
+		if !ok {
 			return nil, &Error{Setting: k, Origin: "file " + path, Err: errors.New("unknown key (keys are the flag names with _ for -, like repeat_interval)")}
 		}
-		switch x := v.(type) {
+		switch x := yv.v.(type) {
 		case []any:
-			parts := make([]string, len(x))
-			for i, p := range x {
-				parts[i] = fmt.Sprint(p)
+			if !s.raw && !structured(x) {
+				parts := make([]string, len(x))
+				for i, p := range x {
+					parts[i] = fmt.Sprint(p)
+				}
+				out[k] = strings.Join(parts, ",")
+				break
 			}
-			out[k] = strings.Join(parts, ",")
+			b, err := json.Marshal(x)
+			if err != nil {
+				return nil, &Error{Setting: k, Origin: "file " + path + " key " + k, Err: fmt.Errorf("cannot read the list: %w", err)}
+			}
+			out[k] = string(b)
+		case map[string]any:
+			b, err := json.Marshal(x)
+			if err != nil {
+				return nil, &Error{Setting: k, Origin: "file " + path + " key " + k, Err: fmt.Errorf("cannot read the mapping: %w", err)}
+			}
+			out[k] = string(b)
 		case nil:
 			out[k] = ""
 		default:
@@ -435,11 +610,112 @@ func readFile(path string, settings []Setting) (map[string]string, error) {
 	return out, nil
 }
 
+// yamlValue is a value of the configuration file as plain Go values: nil,
+// scalars, []any and map[string]any. Timestamps keep their text, so that
+// from: 2023-04-01 reads as the string "2023-04-01", not as a time.Time.
+type yamlValue struct{ v any }
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (y *yamlValue) UnmarshalYAML(n *yaml.Node) error {
+	v, err := plain(n)
+	if err != nil {
+		return err
+	}
+	y.v = v
+	return nil
+}
+
+// plain converts a YAML node into plain Go values, resolving aliases and merge
+// keys; a mapping's keys must be scalars.
+func plain(n *yaml.Node) (any, error) {
+	switch n.Kind {
+	case yaml.AliasNode:
+		return plain(n.Alias)
+	case yaml.ScalarNode:
+		if n.ShortTag() == "!!timestamp" {
+			return n.Value, nil
+		}
+	case yaml.SequenceNode:
+		out := make([]any, len(n.Content))
+		for i, c := range n.Content {
+			v, err := plain(c)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = v
+		}
+		return out, nil
+	case yaml.MappingNode:
+		out := map[string]any{}
+		var explicit [][2]*yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if k.ShortTag() != "!!merge" {
+				explicit = append(explicit, [2]*yaml.Node{k, v})
+				continue
+			}
+			// Merged mappings give defaults that explicit keys override.
+			m, err := plain(v)
+			if err != nil {
+				return nil, err
+			}
+			merged := []any{m}
+			if list, ok := m.([]any); ok {
+				merged = list
+			}
+			for _, mm := range merged {
+				mapping, ok := mm.(map[string]any)
+				if !ok {
+					return nil, fmt.Errorf("line %d: << must merge a mapping", k.Line)
+				}
+				for mk, mv := range mapping {
+					if _, set := out[mk]; !set {
+						out[mk] = mv
+					}
+				}
+			}
+		}
+		for _, kv := range explicit {
+			if kv[0].Kind != yaml.ScalarNode {
+				return nil, fmt.Errorf("line %d: a key must be a plain name", kv[0].Line)
+			}
+			v, err := plain(kv[1])
+			if err != nil {
+				return nil, err
+			}
+			out[kv[0].Value] = v
+		}
+		return out, nil
+	}
+	var v any
+	if err := n.Decode(&v); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// structured reports whether a YAML list holds mappings or lists, which are kept
+// as JSON, rather than only scalars, which are joined with commas.
+func structured(list []any) bool {
+	for _, v := range list {
+		switch v.(type) {
+		case []any, map[string]any:
+			return true
+		}
+	}
+	return false
+}
+
 // Print writes the effective configuration as YAML-like key: value lines,
-// secrets redacted.
+// secrets redacted; structured values such as contribution_schedules are
+// written as compact JSON, which YAML reads too.
 func (c *Config) Print(w io.Writer) {
 	for _, s := range Settings() {
 		v := s.get(c)
+		if s.raw {
+			fmt.Fprintf(w, "%s: %s\n", s.Name, v)
+			continue
+		}
 		if s.Secret && v != "" {
 			v = "<redacted>"
 			if s.Name == "nats_url" {

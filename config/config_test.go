@@ -6,10 +6,15 @@ import (
 	"flag"
 	"io"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/promemoria/promemoria/calendar"
+	"github.com/promemoria/promemoria/contribution"
 )
 
 func env(m map[string]string) func(string) string {
@@ -28,6 +33,24 @@ func mustLoad(t *testing.T, args []string, vars map[string]string) *Config {
 		t.Fatalf("Load(%q, %v) = %v", args, vars, err)
 	}
 	return c
+}
+
+func mustLocation(t *testing.T, name string) *time.Location {
+	t.Helper()
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loc
+}
+
+func mustHours(t *testing.T, s string) calendar.Hours {
+	t.Helper()
+	h, err := calendar.ParseHours(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }
 
 func TestDefaults(t *testing.T) {
@@ -53,6 +76,13 @@ func TestDefaults(t *testing.T) {
 		LogLevel:            "info",
 		LogFormat:           "json",
 		DrainTimeout:        30 * time.Second,
+
+		ContributionSchedules: contribution.DefaultSchedules(),
+		OfficeHours:           "Mon-Fri 09:00-18:00",
+		Hours:                 mustHours(t, "Mon-Fri 09:00-18:00"),
+		Timezone:              "Europe/Rome",
+		Location:              mustLocation(t, "Europe/Rome"),
+		BidderServices:        []string{"payments", "fvoe"},
 	}
 	tests := []struct {
 		name string
@@ -81,7 +111,8 @@ func TestSettingNames(t *testing.T) {
 		}
 		byName[s.Name] = s
 	}
-	for _, name := range []string{"nats_url", "listen", "data_dir", "subject_prefix", "settle", "repeat_interval", "escalate_before", "default_cig_service"} {
+	for _, name := range []string{"nats_url", "listen", "data_dir", "subject_prefix", "settle", "repeat_interval", "escalate_before", "default_cig_service",
+		"contribution_schedules", "office_hours", "timezone", "closure_days", "templates_dir", "bidder_services"} {
 		t.Run(name, func(t *testing.T) {
 			s, ok := byName[name]
 			if !ok {
@@ -115,6 +146,16 @@ func TestFile(t *testing.T) {
 		{"concurrency", c.Concurrency, 8},
 		{"sync_always", c.SyncAlways, true},
 		{"log_level", c.LogLevel, "debug"},
+		{"bidder_services", c.BidderServices, []string{"payments"}},
+		{"contribution_schedules ids", scheduleIDs(c.ContributionSchedules), []string{"anac-2021", "anac-2023", "local-2026"}},
+		{"contribution_schedules, unquoted date", c.ContributionSchedules[1].From, "2023-04-01"},
+		{"contribution_schedules brackets", c.ContributionSchedules[2].Brackets, []contribution.Bracket{{FromCents: 0, AmountCents: 0}, {FromCents: 4_000_000, AmountCents: 1000}}},
+		{"office_hours", c.OfficeHours, "Mon-Fri 08:30-13:00,14:00-17:30"},
+		{"hours", c.Hours, mustHours(t, "Mon-Fri 08:30-13:00,14:00-17:30")},
+		{"timezone", c.Timezone, "Europe/Berlin"},
+		{"location", c.Location.String(), "Europe/Berlin"},
+		{"closure_days, unquoted", c.ClosureDays, []calendar.Closure{{Month: time.June, Day: 29}, {Year: 2026, Month: time.December, Day: 24}}},
+		{"templates_dir", c.TemplatesDir, "testdata"},
 		{"untouched default", c.DrainTimeout, 30 * time.Second},
 	}
 	for _, ch := range checks {
@@ -345,6 +386,115 @@ func TestErrors(t *testing.T) {
 			name: "creds and nkey", args: []string{"--nats-url", "nats://h:4222", "--nats-creds", "testdata/full.yaml", "--nats-nkey", "testdata/full.yaml"},
 			setting: "nats_creds", origin: "nats_creds and nats_nkey", msg: []string{"not both"},
 		},
+		{
+			name: "unsorted schedules from file", args: []string{"--config", "testdata/schedules_unsorted.yaml"},
+			setting: "contribution_schedules", origin: "file testdata/schedules_unsorted.yaml key contribution_schedules",
+			msg: []string{`not sorted: schedule 2 "anac-2021" (from 2021-01-01) comes after schedule 1 "anac-2023" (from 2023-04-01)`, "by increasing from date"},
+			is:  contribution.ErrInvalidTable,
+		},
+		{
+			name: "overlapping schedules from file", args: []string{"--config", "testdata/schedules_overlap.yaml"},
+			setting: "contribution_schedules", origin: "file testdata/schedules_overlap.yaml key contribution_schedules",
+			msg: []string{`schedule 2 "anac-2023-bis" and schedule 1 "anac-2023" overlap`}, is: contribution.ErrInvalidTable,
+		},
+		{
+			name: "old valid_from key in file", args: []string{"--config", "testdata/schedules_old_key.yaml"},
+			setting: "contribution_schedules", origin: "file testdata/schedules_old_key.yaml key contribution_schedules",
+			msg: []string{`unknown field "valid_from"`, `"from":"2023-04-01"`},
+		},
+		{
+			name:    "unsorted schedules from env",
+			vars:    map[string]string{"PROMEMORIA_CONTRIBUTION_SCHEDULES": `[{"id":"b","from":"2023-04-01","brackets":[{"from_cents":0,"amount_cents":0}]},{"id":"a","from":"2021-01-01","brackets":[{"from_cents":0,"amount_cents":0}]}]`},
+			setting: "contribution_schedules", origin: "env PROMEMORIA_CONTRIBUTION_SCHEDULES", msg: []string{"not sorted"}, is: contribution.ErrInvalidTable,
+		},
+		{
+			name: "schedules not JSON", args: []string{"--contribution-schedules", "anac-2023:2023-04-01"},
+			setting: "contribution_schedules", origin: "flag --contribution-schedules", msg: []string{"not a list of schedules", `[{"id":"anac-2023"`},
+		},
+		{
+			name: "schedules with text after the array", args: []string{"--contribution-schedules", `[{"id":"a","from":"2021-01-01","brackets":[{"from_cents":0,"amount_cents":0}]}] []`},
+			setting: "contribution_schedules", origin: "flag --contribution-schedules", msg: []string{"unexpected text after the JSON array"},
+		},
+		{
+			name: "empty schedules", vars: map[string]string{"PROMEMORIA_CONTRIBUTION_SCHEDULES": " "},
+			setting: "contribution_schedules", origin: "env PROMEMORIA_CONTRIBUTION_SCHEDULES", msg: []string{"must not be empty", "JSON array"},
+		},
+		{
+			name: "no schedules", args: []string{"--contribution-schedules", "[]"},
+			setting: "contribution_schedules", origin: "flag --contribution-schedules", msg: []string{"no schedules"}, is: contribution.ErrInvalidTable,
+		},
+		{
+			name: "schedule with a bad date", args: []string{"--contribution-schedules", `[{"id":"a","from":"01/04/2023","brackets":[{"from_cents":0,"amount_cents":0}]}]`},
+			setting: "contribution_schedules", origin: "flag --contribution-schedules", msg: []string{`schedule 1 "a": from "01/04/2023" is not a date`, "2023-04-01"},
+		},
+		{
+			name: "schedule with a duplicate id", args: []string{"--contribution-schedules", `[{"id":"a","from":"2021-01-01","brackets":[{"from_cents":0,"amount_cents":0}]},{"id":"a","from":"2023-04-01","brackets":[{"from_cents":0,"amount_cents":0}]}]`},
+			setting: "contribution_schedules", origin: "flag --contribution-schedules", msg: []string{`schedule 2 "a" has the same id as schedule 1`},
+		},
+		{
+			name: "empty YAML list of schedules", args: []string{"--config", "testdata/schedules_empty.yaml"},
+			setting: "contribution_schedules", origin: "file testdata/schedules_empty.yaml key contribution_schedules", msg: []string{"no schedules"}, is: contribution.ErrInvalidTable,
+		},
+		{
+			name: "bracket without amount_cents", args: []string{"--contribution-schedules", `[{"id":"a","from":"2021-01-01","brackets":[{"from_cents":0,"amount_cents":0},{"from_cents":15000000}]}]`},
+			setting: "contribution_schedules", origin: "flag --contribution-schedules", msg: []string{`schedule 1 "a" bracket 2 has no amount_cents`, "0 for exempt"},
+		},
+		{
+			name: "bracket without from_cents", vars: map[string]string{"PROMEMORIA_CONTRIBUTION_SCHEDULES": `[{"id":"a","from":"2021-01-01","brackets":[{"amount_cents":0}]}]`},
+			setting: "contribution_schedules", origin: "env PROMEMORIA_CONTRIBUTION_SCHEDULES", msg: []string{`schedule 1 "a" bracket 1 has no from_cents`},
+		},
+		{
+			name: "amount as euros text", args: []string{"--contribution-schedules", `[{"id":"a","from":"2021-01-01","brackets":[{"from_cents":0,"amount_cents":"20 €"}]}]`},
+			setting: "contribution_schedules", origin: "flag --contribution-schedules", msg: []string{"not a list of schedules", "amount_cents"},
+		},
+		{
+			name: "schedule without brackets", args: []string{"--contribution-schedules", `[{"id":"a","from":"2021-01-01","brackets":[]}]`},
+			setting: "contribution_schedules", origin: "flag --contribution-schedules", msg: []string{`schedule 1 "a": no brackets`},
+		},
+		{
+			name: "bad office hours", args: []string{"--office-hours", "9-18"},
+			setting: "office_hours", origin: "flag --office-hours", msg: []string{`"9-18"`, "Mon-Fri 09:00-18:00", "always"},
+		},
+		{
+			name: "office hours ending before they start", vars: map[string]string{"PROMEMORIA_OFFICE_HOURS": "Mon-Fri 18:00-09:00"},
+			setting: "office_hours", origin: "env PROMEMORIA_OFFICE_HOURS", msg: []string{"Mon-Fri 09:00-18:00"},
+		},
+		{
+			name: "empty office hours", vars: map[string]string{"PROMEMORIA_OFFICE_HOURS": " "},
+			setting: "office_hours", origin: "env PROMEMORIA_OFFICE_HOURS", msg: []string{"always"},
+		},
+		{
+			name: "unknown time zone", args: []string{"--timezone", "Europe/Roma"},
+			setting: "timezone", origin: "flag --timezone", msg: []string{`"Europe/Roma" is not a time zone`, "Europe/Rome"},
+		},
+		{
+			name: "empty time zone", vars: map[string]string{"PROMEMORIA_TIMEZONE": " "},
+			setting: "timezone", origin: "env PROMEMORIA_TIMEZONE", msg: []string{"must not be empty", "Europe/Rome"},
+		},
+		{
+			name: "impossible closure day", args: []string{"--closure-days", "06-29,2026-02-30"},
+			setting: "closure_days", origin: "flag --closure-days", msg: []string{`"2026-02-30"`, "06-29", "commas"},
+		},
+		{
+			name: "closure day the Italian way", vars: map[string]string{"PROMEMORIA_CLOSURE_DAYS": "29/06"},
+			setting: "closure_days", origin: "env PROMEMORIA_CLOSURE_DAYS", msg: []string{`"29/06"`, "2026-06-29"},
+		},
+		{
+			name: "missing templates_dir", args: []string{"--templates-dir", "testdata/no-such-dir"},
+			setting: "templates_dir", origin: "testdata/no-such-dir", msg: []string{"cannot read the directory"}, is: fs.ErrNotExist,
+		},
+		{
+			name: "templates_dir is a file", vars: map[string]string{"PROMEMORIA_TEMPLATES_DIR": "testdata/full.yaml"},
+			setting: "templates_dir", origin: "testdata/full.yaml", msg: []string{"not a directory", "leave it empty"},
+		},
+		{
+			name: "bad name in bidder_services", args: []string{"--bidder-services", "payments,FVOE"},
+			setting: "bidder_services", origin: "flag --bidder-services", msg: []string{`"FVOE" is not a service name`, "payments,fvoe"},
+		},
+		{
+			name: "empty bidder_services", vars: map[string]string{"PROMEMORIA_BIDDER_SERVICES": ""}, args: []string{"--bidder-services="},
+			setting: "bidder_services", origin: "flag --bidder-services", msg: []string{`"" is not a service name`},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -536,5 +686,227 @@ func TestExampleFile(t *testing.T) {
 	got.File = ""
 	if !reflect.DeepEqual(got, def) {
 		t.Errorf("the example file differs from the defaults:\n got %+v\nwant %+v", got, def)
+	}
+}
+
+func scheduleIDs(s []contribution.Schedule) []string {
+	ids := make([]string, len(s))
+	for i, x := range s {
+		ids[i] = x.ID
+	}
+	return ids
+}
+
+func TestContributionSchedules(t *testing.T) {
+	const envJSON = `[{"id":"env-2022","from":"2022-01-01","brackets":[{"from_cents":0,"amount_cents":0},{"from_cents":15000000,"amount_cents":2500}]}]`
+	const flagJSON = `[{"id":"flag-2024","from":"2024-01-01","brackets":[{"from_cents":0,"amount_cents":500}]}]`
+	defIDs := []string{"anac-2021", "anac-2023"}
+	tests := []struct {
+		name string
+		args []string
+		vars map[string]string
+		ids  []string
+	}{
+		{"default", nil, nil, defIDs},
+		{"YAML list in the file", []string{"--config", "testdata/full.yaml"}, nil, []string{"anac-2021", "anac-2023", "local-2026"}},
+		{"JSON string in the file", []string{"--config", "testdata/schedules_json.yaml"}, nil, []string{"only"}},
+		{"anchors and merge keys in the file", []string{"--config", "testdata/schedules_anchors.yaml"}, nil, []string{"first", "second", "third"}},
+		{"JSON in env", nil, map[string]string{"PROMEMORIA_CONTRIBUTION_SCHEDULES": envJSON}, []string{"env-2022"}},
+		{"env over file", []string{"--config", "testdata/full.yaml"}, map[string]string{"PROMEMORIA_CONTRIBUTION_SCHEDULES": envJSON}, []string{"env-2022"}},
+		{"flag over env over file", []string{"--config", "testdata/full.yaml", "--contribution-schedules", flagJSON},
+			map[string]string{"PROMEMORIA_CONTRIBUTION_SCHEDULES": envJSON}, []string{"flag-2024"}},
+		{"a bad file value hidden by env is not read", []string{"--config", "testdata/schedules_unsorted.yaml"},
+			map[string]string{"PROMEMORIA_CONTRIBUTION_SCHEDULES": envJSON}, []string{"env-2022"}},
+		{"the default as JSON", []string{"--contribution-schedules", Setting{}.defaultOf(t, "contribution_schedules")}, nil, defIDs},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := mustLoad(t, tt.args, tt.vars)
+			if got := scheduleIDs(c.ContributionSchedules); !reflect.DeepEqual(got, tt.ids) {
+				t.Errorf("schedule ids = %q, want %q", got, tt.ids)
+			}
+			if _, err := contribution.NewTable(c.ContributionSchedules); err != nil {
+				t.Errorf("the loaded schedules do not make a table: %v", err)
+			}
+		})
+	}
+	t.Run("env JSON in full", func(t *testing.T) {
+		c := mustLoad(t, nil, map[string]string{"PROMEMORIA_CONTRIBUTION_SCHEDULES": envJSON})
+		want := []contribution.Schedule{{ID: "env-2022", From: "2022-01-01", Brackets: []contribution.Bracket{{FromCents: 0, AmountCents: 0}, {FromCents: 15_000_000, AmountCents: 2500}}}}
+		if !reflect.DeepEqual(c.ContributionSchedules, want) {
+			t.Errorf("ContributionSchedules = %+v, want %+v", c.ContributionSchedules, want)
+		}
+	})
+	t.Run("anchors share brackets", func(t *testing.T) {
+		c := mustLoad(t, []string{"--config", "testdata/schedules_anchors.yaml"}, nil)
+		for _, s := range c.ContributionSchedules {
+			if !reflect.DeepEqual(s.Brackets, c.ContributionSchedules[0].Brackets) {
+				t.Errorf("schedule %q brackets %+v differ from the anchor's %+v", s.ID, s.Brackets, c.ContributionSchedules[0].Brackets)
+			}
+		}
+		if got := []string{c.ContributionSchedules[1].From, c.ContributionSchedules[2].From}; !reflect.DeepEqual(got, []string{"2025-01-01", "2026-01-01"}) {
+			t.Errorf("froms = %q: the merge key must not override explicit keys", got)
+		}
+		if want := []calendar.Closure{{Year: 2026, Month: time.June, Day: 29}}; !reflect.DeepEqual(c.ClosureDays, want) {
+			t.Errorf("an unquoted date as a single value: ClosureDays = %v, want %v", c.ClosureDays, want)
+		}
+	})
+	t.Run("YAML and JSON spellings agree", func(t *testing.T) {
+		yamlCfg := mustLoad(t, []string{"--config", "testdata/full.yaml"}, nil)
+		jsonCfg := mustLoad(t, []string{"--contribution-schedules", schedulesText(yamlCfg)}, nil)
+		if !reflect.DeepEqual(jsonCfg.ContributionSchedules, yamlCfg.ContributionSchedules) {
+			t.Errorf("JSON %+v differs from YAML %+v", jsonCfg.ContributionSchedules, yamlCfg.ContributionSchedules)
+		}
+	})
+}
+
+// defaultOf returns the default text of the named setting.
+func (Setting) defaultOf(t *testing.T, name string) string {
+	t.Helper()
+	for _, s := range Settings() {
+		if s.Name == name {
+			return s.Def
+		}
+	}
+	t.Fatalf("no setting %q", name)
+	return ""
+}
+
+func TestCalendarSettings(t *testing.T) {
+	tests := []struct {
+		name     string
+		args     []string
+		vars     map[string]string
+		hours    string
+		always   bool
+		timezone string
+		closures []calendar.Closure
+	}{
+		{name: "defaults", hours: "Mon-Fri 09:00-18:00", timezone: "Europe/Rome"},
+		{name: "always", args: []string{"--office-hours", "always"}, hours: "always", always: true, timezone: "Europe/Rome"},
+		{name: "split day from env", vars: map[string]string{"PROMEMORIA_OFFICE_HOURS": "Mon-Fri 09:00-13:00,14:00-18:00"},
+			hours: "Mon-Fri 09:00-13:00,14:00-18:00", timezone: "Europe/Rome"},
+		{name: "flag over env", args: []string{"--office-hours", "Mon-Sat 08:30-13:00"}, vars: map[string]string{"PROMEMORIA_OFFICE_HOURS": "always"},
+			hours: "Mon-Sat 08:30-13:00", timezone: "Europe/Rome"},
+		{name: "timezone", args: []string{"--timezone", "UTC"}, hours: "Mon-Fri 09:00-18:00", timezone: "UTC"},
+		{name: "timezone from env", vars: map[string]string{"PROMEMORIA_TIMEZONE": "America/New_York"}, hours: "Mon-Fri 09:00-18:00", timezone: "America/New_York"},
+		{name: "closure days, spaces and duplicates", args: []string{"--closure-days", "2026-06-29, 06-29,06-29 "}, hours: "Mon-Fri 09:00-18:00", timezone: "Europe/Rome",
+			closures: []calendar.Closure{{Year: 2026, Month: time.June, Day: 29}, {Month: time.June, Day: 29}}},
+		{name: "closure days from env", vars: map[string]string{"PROMEMORIA_CLOSURE_DAYS": "12-07"}, hours: "Mon-Fri 09:00-18:00", timezone: "Europe/Rome",
+			closures: []calendar.Closure{{Month: time.December, Day: 7}}},
+		{name: "flag empties the file's closure days", args: []string{"--config", "testdata/full.yaml", "--closure-days="}, hours: "Mon-Fri 08:30-13:00,14:00-17:30", timezone: "Europe/Berlin"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := mustLoad(t, tt.args, tt.vars)
+			if c.OfficeHours != tt.hours || c.Hours.String() != tt.hours {
+				t.Errorf("OfficeHours %q, Hours %q; want %q", c.OfficeHours, c.Hours, tt.hours)
+			}
+			if c.Hours.Always() != tt.always {
+				t.Errorf("Hours.Always() = %v, want %v", c.Hours.Always(), tt.always)
+			}
+			if c.Timezone != tt.timezone || c.Location == nil || c.Location.String() != tt.timezone {
+				t.Errorf("Timezone %q, Location %v; want %q", c.Timezone, c.Location, tt.timezone)
+			}
+			if !reflect.DeepEqual(c.ClosureDays, tt.closures) {
+				t.Errorf("ClosureDays = %v, want %v", c.ClosureDays, tt.closures)
+			}
+		})
+	}
+}
+
+func TestServiceLists(t *testing.T) {
+	tests := []struct {
+		name   string
+		args   []string
+		vars   map[string]string
+		bidder []string
+	}{
+		{"default", nil, nil, []string{"payments", "fvoe"}},
+		{"file", []string{"--config", "testdata/full.yaml"}, nil, []string{"payments"}},
+		{"env over file, spaces and duplicates", []string{"--config", "testdata/full.yaml"}, map[string]string{"PROMEMORIA_BIDDER_SERVICES": "fvoe, payments,fvoe"}, []string{"fvoe", "payments"}},
+		{"flag over env", []string{"--bidder-services", "pcp"}, map[string]string{"PROMEMORIA_BIDDER_SERVICES": "fvoe"}, []string{"pcp"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := mustLoad(t, tt.args, tt.vars).BidderServices; !reflect.DeepEqual(got, tt.bidder) {
+				t.Errorf("BidderServices = %q, want %q", got, tt.bidder)
+			}
+		})
+	}
+}
+
+func TestTemplatesDir(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name string
+		args []string
+		vars map[string]string
+		want string
+	}{
+		{"default: the built-in texts", nil, nil, ""},
+		{"flag", []string{"--templates-dir", dir}, nil, dir},
+		{"env", nil, map[string]string{"PROMEMORIA_TEMPLATES_DIR": dir}, dir},
+		{"file", []string{"--config", "testdata/full.yaml"}, nil, "testdata"},
+		{"flag empties the file's", []string{"--config", "testdata/full.yaml", "--templates-dir="}, nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := mustLoad(t, tt.args, tt.vars).TemplatesDir; got != tt.want {
+				t.Errorf("TemplatesDir = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestPrintNewSettings(t *testing.T) {
+	c := mustLoad(t, nil, nil)
+	got := printed(c)
+	want := map[string]string{
+		"contribution_schedules": Setting{}.defaultOf(t, "contribution_schedules"),
+		"office_hours":           `"Mon-Fri 09:00-18:00"`,
+		"timezone":               `"Europe/Rome"`,
+		"closure_days":           `""`,
+		"templates_dir":          `""`,
+		"bidder_services":        `"payments,fvoe"`,
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: %s, want %s", k, got[k], v)
+		}
+	}
+	if s := got["contribution_schedules"]; !strings.HasPrefix(s, `[{"id":"anac-2021","from":"2021-01-01","brackets":[{"from_cents":0,"amount_cents":0},`) || strings.ContainsAny(s, " \n") {
+		t.Errorf("contribution_schedules is not printed as compact JSON: %s", s)
+	}
+}
+
+// TestPrintReadsBack checks that --print-config writes a file that loads into
+// the same configuration, structured schedules included.
+func TestPrintReadsBack(t *testing.T) {
+	c := mustLoad(t, []string{"--config", "testdata/full.yaml", "--nats-url", ""}, nil)
+	var b bytes.Buffer
+	c.Print(&b)
+	path := filepath.Join(t.TempDir(), "printed.yaml")
+	if err := os.WriteFile(path, b.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	back := mustLoad(t, []string{"--config", path}, nil)
+	c.File, back.File = "", ""
+	if !reflect.DeepEqual(back, c) {
+		t.Errorf("the printed configuration reads back differently:\n%s\n got %+v\nwant %+v", b.String(), back, c)
+	}
+}
+
+// TestExampleFileShowsNewSettings keeps the example configuration complete for
+// the calendar, contribution and advice settings.
+func TestExampleFileShowsNewSettings(t *testing.T) {
+	vals, err := readFile("../promemoria.example.yaml", Settings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"contribution_schedules", "office_hours", "timezone", "closure_days", "templates_dir", "bidder_services"} {
+		if _, ok := vals[name]; !ok {
+			t.Errorf("the example file does not show %s", name)
+		}
 	}
 }

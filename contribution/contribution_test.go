@@ -7,10 +7,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-	_ "time/tzdata" // Europe/Rome in the tests even where the system has no zoneinfo
 )
 
-func rome(t *testing.T) *time.Location {
+func romeLoc(t *testing.T) *time.Location {
 	t.Helper()
 	loc, err := time.LoadLocation("Europe/Rome")
 	if err != nil {
@@ -19,209 +18,225 @@ func rome(t *testing.T) *time.Location {
 	return loc
 }
 
-func TestDefaultTableValidates(t *testing.T) {
-	if err := DefaultTable().Validate(); err != nil {
+func TestDefaultSchedulesMakeATable(t *testing.T) {
+	tb, err := NewTable(DefaultSchedules())
+	if err != nil {
 		t.Fatal(err)
+	}
+	var ids, froms []string
+	for _, s := range tb.Schedules {
+		ids = append(ids, s.ID)
+		froms = append(froms, s.From)
+	}
+	if want := []string{"anac-2021", "anac-2023"}; !reflect.DeepEqual(ids, want) {
+		t.Errorf("ids = %q, want %q", ids, want)
+	}
+	if want := []string{"2021-01-01", "2023-04-01"}; !reflect.DeepEqual(froms, want) {
+		t.Errorf("froms = %q, want %q", froms, want)
+	}
+	if !reflect.DeepEqual(DefaultTable(), tb) {
+		t.Error("DefaultTable differs from NewTable(DefaultSchedules())")
 	}
 }
 
 func TestOwedBracketEdges(t *testing.T) {
-	loc := rome(t)
+	loc := romeLoc(t)
 	old := time.Date(2022, time.June, 15, 12, 0, 0, 0, loc)
 	cur := time.Date(2024, time.June, 15, 12, 0, 0, 0, loc)
 	tests := []struct {
 		name string
 		base int64
 		at   time.Time
-		want int64
+		want Amount
 	}{
-		{"2021-2023 zero base", 0, old, 0},
-		{"2021-2023 149,999.99 exempt", 14_999_999, old, 0},
-		{"2021-2023 150,000.00", 15_000_000, old, 20 * Euro},
-		{"2021-2023 299,999.99", 29_999_999, old, 20 * Euro},
-		{"2021-2023 300,000.00", 30_000_000, old, 35 * Euro},
-		{"2021-2023 500,000.00", 50_000_000, old, 70 * Euro},
-		{"2021-2023 800,000.00", 80_000_000, old, 80 * Euro},
-		{"2021-2023 1,000,000.00", 100_000_000, old, 140 * Euro},
-		{"2021-2023 5,000,000.00", 500_000_000, old, 200 * Euro},
-		{"2021-2023 19,999,999.99", 1_999_999_999, old, 200 * Euro},
-		{"2021-2023 20,000,000.00", 2_000_000_000, old, 500 * Euro},
-		{"2021-2023 huge base", 1 << 62, old, 500 * Euro},
-		{"2021-2023 negative base", -1, old, 0},
-		{"from 2023-04 zero base", 0, cur, 0},
-		{"from 2023-04 149,999.99 exempt", 14_999_999, cur, 0},
-		{"from 2023-04 150,000.00", 15_000_000, cur, 18 * Euro},
-		{"from 2023-04 299,999.99", 29_999_999, cur, 18 * Euro},
-		{"from 2023-04 300,000.00", 30_000_000, cur, 33 * Euro},
-		{"from 2023-04 500,000.00", 50_000_000, cur, 77 * Euro},
-		{"from 2023-04 800,000.00", 80_000_000, cur, 90 * Euro},
-		{"from 2023-04 1,000,000.00", 100_000_000, cur, 165 * Euro},
-		{"from 2023-04 5,000,000.00", 500_000_000, cur, 220 * Euro},
-		{"from 2023-04 19,999,999.99", 1_999_999_999, cur, 220 * Euro},
-		{"from 2023-04 20,000,000.00", 2_000_000_000, cur, 560 * Euro},
-		{"from 2023-04 huge base", 1 << 62, cur, 560 * Euro},
+		{"2021 zero base", 0, old, Amount{Table: "anac-2021", Known: true, Exempt: true}},
+		{"2021 149,999.99 exempt", 14_999_999, old, Amount{Table: "anac-2021", Known: true, Exempt: true}},
+		{"2021 150,000.00", 15_000_000, old, Amount{Cents: 20 * Euro, Table: "anac-2021", Known: true}},
+		{"2021 299,999.99", 29_999_999, old, Amount{Cents: 20 * Euro, Table: "anac-2021", Known: true}},
+		{"2021 300,000.00", 30_000_000, old, Amount{Cents: 35 * Euro, Table: "anac-2021", Known: true}},
+		{"2021 500,000.00", 50_000_000, old, Amount{Cents: 70 * Euro, Table: "anac-2021", Known: true}},
+		{"2021 800,000.00", 80_000_000, old, Amount{Cents: 80 * Euro, Table: "anac-2021", Known: true}},
+		{"2021 1,000,000.00", 100_000_000, old, Amount{Cents: 140 * Euro, Table: "anac-2021", Known: true}},
+		{"2021 5,000,000.00", 500_000_000, old, Amount{Cents: 200 * Euro, Table: "anac-2021", Known: true}},
+		{"2021 19,999,999.99", 1_999_999_999, old, Amount{Cents: 200 * Euro, Table: "anac-2021", Known: true}},
+		{"2021 20,000,000.00", 2_000_000_000, old, Amount{Cents: 500 * Euro, Table: "anac-2021", Known: true}},
+		{"2021 huge base", 1 << 62, old, Amount{Cents: 500 * Euro, Table: "anac-2021", Known: true}},
+		{"2021 negative base", -1, old, Amount{Table: "anac-2021", Known: true, Exempt: true}},
+		{"2023 zero base", 0, cur, Amount{Table: "anac-2023", Known: true, Exempt: true}},
+		{"2023 149,999.99 exempt", 14_999_999, cur, Amount{Table: "anac-2023", Known: true, Exempt: true}},
+		{"2023 150,000.00", 15_000_000, cur, Amount{Cents: 18 * Euro, Table: "anac-2023", Known: true}},
+		{"2023 299,999.99", 29_999_999, cur, Amount{Cents: 18 * Euro, Table: "anac-2023", Known: true}},
+		{"2023 300,000.00", 30_000_000, cur, Amount{Cents: 33 * Euro, Table: "anac-2023", Known: true}},
+		{"2023 500,000.00", 50_000_000, cur, Amount{Cents: 77 * Euro, Table: "anac-2023", Known: true}},
+		{"2023 800,000.00", 80_000_000, cur, Amount{Cents: 90 * Euro, Table: "anac-2023", Known: true}},
+		{"2023 1,000,000.00", 100_000_000, cur, Amount{Cents: 165 * Euro, Table: "anac-2023", Known: true}},
+		{"2023 5,000,000.00", 500_000_000, cur, Amount{Cents: 220 * Euro, Table: "anac-2023", Known: true}},
+		{"2023 19,999,999.99", 1_999_999_999, cur, Amount{Cents: 220 * Euro, Table: "anac-2023", Known: true}},
+		{"2023 20,000,000.00", 2_000_000_000, cur, Amount{Cents: 560 * Euro, Table: "anac-2023", Known: true}},
+		{"2023 huge base", 1 << 62, cur, Amount{Cents: 560 * Euro, Table: "anac-2023", Known: true}},
+		// The seed's story: a 450,000 € lot of a tender published on 4 May 2021.
+		{"450,000 published 4 May 2021", 45_000_000, time.Date(2021, time.May, 4, 10, 0, 0, 0, loc), Amount{Cents: 35 * Euro, Table: "anac-2021", Known: true}},
 	}
 	table := DefaultTable()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, ok := table.Owed(tt.base, tt.at)
-			if !ok {
-				t.Fatalf("Owed(%d, %s) found no schedule", tt.base, tt.at)
-			}
-			if got != tt.want {
-				t.Errorf("Owed(%d, %s) = %d cents, want %d", tt.base, tt.at, got, tt.want)
+			if got := table.Owed(tt.base, tt.at); got != tt.want {
+				t.Errorf("Owed(%d, %s) = %+v, want %+v", tt.base, tt.at, got, tt.want)
 			}
 		})
 	}
 }
 
-func TestOwedDateEdges(t *testing.T) {
-	loc := rome(t)
+func TestOwedByPublicationDate(t *testing.T) {
+	loc := romeLoc(t)
 	const base = 15_000_000 // €150,000: €20 before 1 April 2023, €18 from it
+	y21 := Amount{Cents: 20 * Euro, Table: "anac-2021", Known: true}
+	y23 := Amount{Cents: 18 * Euro, Table: "anac-2023", Known: true}
+	unknown := Amount{}
 	tests := []struct {
-		name   string
-		at     time.Time
-		want   int64
-		wantOK bool
+		name string
+		at   time.Time
+		want Amount
 	}{
-		{"before 2021 not covered", time.Date(2020, time.December, 31, 23, 59, 59, 0, loc), 0, false},
-		{"2021-01-01 Rome midnight", time.Date(2021, time.January, 1, 0, 0, 0, 0, loc), 20 * Euro, true},
-		{"2023-03-31 Rome start of day", time.Date(2023, time.March, 31, 0, 0, 0, 0, loc), 20 * Euro, true},
-		{"2023-03-31 Rome last second", time.Date(2023, time.March, 31, 23, 59, 59, 999_999_999, loc), 20 * Euro, true},
-		{"2023-04-01 Rome midnight", time.Date(2023, time.April, 1, 0, 0, 0, 0, loc), 18 * Euro, true},
-		{"2023-04-01 Rome noon", time.Date(2023, time.April, 1, 12, 0, 0, 0, loc), 18 * Euro, true},
-		// at is compared as given, as an instant.
-		{"2023-03-31 UTC midnight date-only value", mustParseDate(t, "2023-03-31"), 20 * Euro, true},
-		{"2023-04-01 UTC midnight date-only value", mustParseDate(t, "2023-04-01"), 18 * Euro, true},
-		{"2023-03-31 21:59:59 UTC is still 31 March in Rome", time.Date(2023, time.March, 31, 21, 59, 59, 0, time.UTC), 20 * Euro, true},
-		{"2023-03-31 22:00 UTC is already 1 April in Rome", time.Date(2023, time.March, 31, 22, 0, 0, 0, time.UTC), 18 * Euro, true},
-		{"far future uses the last schedule", time.Date(2030, time.January, 1, 0, 0, 0, 0, loc), 18 * Euro, true},
+		{"zero time is not covered", time.Time{}, unknown},
+		{"2019 is not covered", time.Date(2019, time.June, 1, 12, 0, 0, 0, loc), unknown},
+		{"2020-12-31 Rome last second is not covered", time.Date(2020, time.December, 31, 23, 59, 59, 999_999_999, loc), unknown},
+		{"2020-12-31T22:59:59Z is still 2020 in Rome", time.Date(2020, time.December, 31, 22, 59, 59, 0, time.UTC), unknown},
+		{"2020-12-31T23:00:00Z is 2021-01-01 in Rome", time.Date(2020, time.December, 31, 23, 0, 0, 0, time.UTC), y21},
+		{"2021-01-01 Rome midnight", time.Date(2021, time.January, 1, 0, 0, 0, 0, loc), y21},
+		{"2023-03-31 Rome start of day", time.Date(2023, time.March, 31, 0, 0, 0, 0, loc), y21},
+		{"2023-03-31 Rome last instant", time.Date(2023, time.March, 31, 23, 59, 59, 999_999_999, loc), y21},
+		{"2023-03-31T21:59:59Z is still 31 March in Rome", time.Date(2023, time.March, 31, 21, 59, 59, 0, time.UTC), y21},
+		{"2023-03-31T22:00:00Z is 1 April in Rome (UTC+2)", time.Date(2023, time.March, 31, 22, 0, 0, 0, time.UTC), y23},
+		{"2023-04-01 Rome midnight", time.Date(2023, time.April, 1, 0, 0, 0, 0, loc), y23},
+		{"2023-03-31 20:30 at UTC-1:30 is 1 April midnight in Rome", time.Date(2023, time.March, 31, 20, 30, 0, 0, time.FixedZone("-0130", -90*60)), y23},
+		{"2023-03-31 23:30 in New York is already 1 April in Rome", time.Date(2023, time.March, 31, 23, 30, 0, 0, time.FixedZone("EDT", -4*60*60)), y23},
+		{"far future uses the last schedule", time.Date(2040, time.January, 1, 0, 0, 0, 0, loc), y23},
 	}
 	table := DefaultTable()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, ok := table.Owed(base, tt.at)
-			if ok != tt.wantOK || got != tt.want {
-				t.Errorf("Owed(%d, %s) = %d, %v; want %d, %v", base, tt.at.Format(time.RFC3339Nano), got, ok, tt.want, tt.wantOK)
+			if got := table.Owed(base, tt.at); got != tt.want {
+				t.Errorf("Owed(%d, %s) = %+v, want %+v", base, tt.at.Format(time.RFC3339Nano), got, tt.want)
 			}
 		})
 	}
 }
 
-func mustParseDate(t *testing.T, s string) time.Time {
-	t.Helper()
-	d, err := time.Parse(time.DateOnly, s)
+func TestOwedNeverSilentlyZero(t *testing.T) {
+	before := time.Date(2020, time.March, 1, 12, 0, 0, 0, time.UTC)
+	got := DefaultTable().Owed(2_000_000_000, before)
+	if got.Known || got.Exempt || got.Cents != 0 || got.Table != "" {
+		t.Errorf("Owed before every schedule = %+v, want not Known and not Exempt", got)
+	}
+}
+
+func TestOwedTableLiteral(t *testing.T) {
+	// A Table not built by NewTable, listed out of order with a bad date, still
+	// answers from the schedules whose dates parse.
+	d := DefaultSchedules()
+	lit := Table{Schedules: []Schedule{d[1], {ID: "bad", From: "1 Jan 2020", Brackets: d[0].Brackets}, d[0]}}
+	at := time.Date(2022, time.January, 1, 12, 0, 0, 0, time.UTC)
+	want := Amount{Cents: 35 * Euro, Table: "anac-2021", Known: true}
+	if got := lit.Owed(30_000_000, at); got != want {
+		t.Errorf("Owed on a literal table = %+v, want %+v", got, want)
+	}
+	if got := (Table{}).Owed(15_000_000, at); got != (Amount{}) {
+		t.Errorf("Owed on an empty table = %+v, want the zero Amount", got)
+	}
+}
+
+func TestDefaultSchedulesAreFresh(t *testing.T) {
+	a := DefaultSchedules()
+	a[0].Brackets[1].AmountCents = 1
+	a[1].ID = "changed"
+	b := DefaultSchedules()
+	if b[0].Brackets[1].AmountCents != 20*Euro || b[1].ID != "anac-2023" {
+		t.Fatal("modifying one DefaultSchedules result changed another")
+	}
+}
+
+func TestNewTableCopies(t *testing.T) {
+	in := DefaultSchedules()
+	tb, err := NewTable(in)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return d
-}
-
-func TestDefaultScheduleStartsAreRomeMidnight(t *testing.T) {
-	loc := rome(t)
-	want := []time.Time{
-		time.Date(2021, time.January, 1, 0, 0, 0, 0, loc),
-		time.Date(2023, time.April, 1, 0, 0, 0, 0, loc),
-	}
-	got := DefaultTable().Schedules
-	if len(got) != len(want) {
-		t.Fatalf("DefaultTable has %d schedules, want %d", len(got), len(want))
-	}
-	for i := range want {
-		if !got[i].ValidFrom.Equal(want[i]) {
-			t.Errorf("schedule %d starts %s, want %s", i+1, got[i].ValidFrom, want[i])
-		}
+	in[0].Brackets[1].AmountCents = 1
+	in[0].ID = "changed"
+	if tb.Schedules[0].Brackets[1].AmountCents != 20*Euro || tb.Schedules[0].ID != "anac-2021" {
+		t.Fatal("modifying the schedules given to NewTable changed the Table")
 	}
 }
 
-func TestDefaultTableIsFresh(t *testing.T) {
-	a := DefaultTable()
-	a.Schedules[0].Brackets[1].AmountCents = 1
-	a.Schedules = append(a.Schedules[:0], a.Schedules[1:]...)
-	b := DefaultTable()
-	if b.Schedules[0].Brackets[1].AmountCents != 20*Euro || len(b.Schedules) != 2 {
-		t.Fatal("modifying one DefaultTable changed another")
-	}
-}
-
-func TestOwedUnorderedTable(t *testing.T) {
-	d := DefaultTable()
-	rev := Table{Schedules: []Schedule{d.Schedules[1], d.Schedules[0]}}
-	for i := range rev.Schedules {
-		s := rev.Schedules[i].Brackets
-		for l, r := 0, len(s)-1; l < r; l, r = l+1, r-1 {
-			s[l], s[r] = s[r], s[l]
-		}
-	}
-	at := time.Date(2022, time.January, 1, 0, 0, 0, 0, time.UTC)
-	if got, ok := rev.Owed(30_000_000, at); !ok || got != 35*Euro {
-		t.Errorf("Owed on reversed table = %d, %v; want %d, true", got, ok, 35*Euro)
-	}
-}
-
-func TestOwedEmptyTable(t *testing.T) {
-	if got, ok := (Table{}).Owed(15_000_000, time.Now()); ok || got != 0 {
-		t.Errorf("Owed on empty table = %d, %v; want 0, false", got, ok)
-	}
-}
-
-func TestValidateErrors(t *testing.T) {
-	d1 := time.Date(2021, time.January, 1, 0, 0, 0, 0, time.UTC)
-	d2 := time.Date(2023, time.April, 1, 0, 0, 0, 0, time.UTC)
+func TestNewTableErrors(t *testing.T) {
 	ok := []Bracket{{0, 0}, {15_000_000, 2000}}
+	sch := func(id, from string, b []Bracket) Schedule { return Schedule{ID: id, From: from, Brackets: b} }
 	tests := []struct {
-		name  string
-		table Table
-		want  string
+		name string
+		in   []Schedule
+		want []string
 	}{
-		{"no schedules", Table{}, "no schedules"},
-		{"zero valid_from", Table{Schedules: []Schedule{{Brackets: ok}}}, "schedule 1 has no valid_from"},
-		{"no brackets", Table{Schedules: []Schedule{{ValidFrom: d1}}}, "schedule 1 has no brackets"},
-		{"schedules out of order", Table{Schedules: []Schedule{{ValidFrom: d2, Brackets: ok}, {ValidFrom: d1, Brackets: ok}}}, "schedule 2"},
-		{"schedules with same start", Table{Schedules: []Schedule{{ValidFrom: d1, Brackets: ok}, {ValidFrom: d1, Brackets: ok}}}, "does not start after schedule 1"},
-		{"brackets out of order", Table{Schedules: []Schedule{{ValidFrom: d1, Brackets: []Bracket{{15_000_000, 2000}, {0, 0}}}}}, "bracket 2"},
-		{"duplicate bracket", Table{Schedules: []Schedule{{ValidFrom: d1, Brackets: []Bracket{{0, 0}, {0, 100}}}}}, "does not start above bracket 1"},
-		{"negative amount", Table{Schedules: []Schedule{{ValidFrom: d1, Brackets: []Bracket{{0, -1}}}}}, "negative amount_cents"},
-		{"negative from", Table{Schedules: []Schedule{{ValidFrom: d1, Brackets: []Bracket{{-100, 0}}}}}, "negative from_cents"},
-		{"second schedule empty", Table{Schedules: []Schedule{{ValidFrom: d1, Brackets: ok}, {ValidFrom: d2}}}, "schedule 2 has no brackets"},
+		{"no schedules", nil, []string{"no schedules"}},
+		{"empty id", []Schedule{sch("", "2021-01-01", ok)}, []string{"schedule 1 has no id"}},
+		{"duplicate id", []Schedule{sch("a", "2021-01-01", ok), sch("a", "2023-04-01", ok)},
+			[]string{`schedule 2 "a" has the same id as schedule 1`}},
+		{"bad date", []Schedule{sch("a", "2021-01-01", ok), sch("b", "2023-4-1", ok)},
+			[]string{`schedule 2 "b": from "2023-4-1" is not a date`, "2023-04-01"}},
+		{"no date", []Schedule{sch("a", "", ok)}, []string{`schedule 1 "a": from "" is not a date`}},
+		{"impossible date", []Schedule{sch("a", "2023-02-30", ok)}, []string{`from "2023-02-30" is not a date`}},
+		{"overlap", []Schedule{sch("a", "2021-01-01", ok), sch("b", "2021-01-01", ok)},
+			[]string{`schedule 2 "b" and schedule 1 "a" overlap`, "2021-01-01"}},
+		{"not sorted", []Schedule{sch("anac-2023", "2023-04-01", ok), sch("anac-2021", "2021-01-01", ok)},
+			[]string{`not sorted: schedule 2 "anac-2021" (from 2021-01-01) comes after schedule 1 "anac-2023" (from 2023-04-01)`}},
+		{"empty brackets", []Schedule{sch("a", "2021-01-01", ok), sch("b", "2023-04-01", nil)},
+			[]string{`schedule 2 "b": no brackets`}},
+		{"first bracket above 0", []Schedule{sch("a", "2021-01-01", []Bracket{{15_000_000, 2000}})},
+			[]string{`schedule 1 "a": bracket 1 starts at from_cents 15000000`, "must start at 0"}},
+		{"brackets out of order", []Schedule{sch("a", "2021-01-01", []Bracket{{0, 0}, {30_000_000, 3500}, {15_000_000, 2000}})},
+			[]string{"bracket 3 (from_cents 15000000) does not start above bracket 2 (from_cents 30000000)"}},
+		{"duplicate bracket", []Schedule{sch("a", "2021-01-01", []Bracket{{0, 0}, {0, 100}})},
+			[]string{"bracket 2 (from_cents 0) does not start above bracket 1"}},
+		{"negative amount", []Schedule{sch("a", "2021-01-01", []Bracket{{0, -1}})}, []string{"bracket 1 has negative amount_cents -1"}},
+		{"negative from", []Schedule{sch("a", "2021-01-01", []Bracket{{0, 0}, {-100, 0}})}, []string{"bracket 2 has negative from_cents -100"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := tt.table.Validate()
+			tb, err := NewTable(tt.in)
 			if err == nil {
-				t.Fatal("Validate() = nil, want an error")
+				t.Fatalf("NewTable = %+v, want an error", tb)
 			}
 			if !errors.Is(err, ErrInvalidTable) {
 				t.Errorf("error %v does not wrap ErrInvalidTable", err)
 			}
-			if !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("error %q does not contain %q", err, tt.want)
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+			if !reflect.DeepEqual(tb, Table{}) {
+				t.Errorf("NewTable returned %+v with its error, want the zero Table", tb)
 			}
 		})
 	}
 }
 
 func TestJSONRoundTrip(t *testing.T) {
-	in := DefaultTable()
+	in := DefaultSchedules()
 	data, err := json.Marshal(in)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, key := range []string{`"schedules"`, `"valid_from":"2023-04-01T00:00:00+02:00"`, `"from_cents":15000000`, `"amount_cents":1800`} {
+	for _, key := range []string{`"id":"anac-2023"`, `"from":"2023-04-01"`, `"brackets"`, `"from_cents":15000000`, `"amount_cents":1800`} {
 		if !strings.Contains(string(data), key) {
 			t.Errorf("JSON %s does not contain %s", data, key)
 		}
 	}
-	var out Table
+	var out []Schedule
 	if err := json.Unmarshal(data, &out); err != nil {
 		t.Fatal(err)
 	}
-	if err := out.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	for i := range in.Schedules {
-		if !out.Schedules[i].ValidFrom.Equal(in.Schedules[i].ValidFrom) || !reflect.DeepEqual(out.Schedules[i].Brackets, in.Schedules[i].Brackets) {
-			t.Errorf("schedule %d changed in the round trip: %+v != %+v", i+1, out.Schedules[i], in.Schedules[i])
-		}
+	if !reflect.DeepEqual(out, in) {
+		t.Errorf("the round trip changed the schedules:\n got %+v\nwant %+v", out, in)
 	}
 }

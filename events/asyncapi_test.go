@@ -2,7 +2,10 @@ package events_test
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/base32"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -44,6 +47,7 @@ var outputTypes = map[events.Type]reflect.Type{
 	events.TypeReminderContribution: reflect.TypeFor[events.Reminder](),
 	events.TypeReminderEscalation:   reflect.TypeFor[events.Reminder](),
 	events.TypeReminderResolved:     reflect.TypeFor[events.Resolved](),
+	events.TypeAdviceExtension:      reflect.TypeFor[events.Advice](),
 	events.TypeDeadLetter:           reflect.TypeFor[events.DeadLetter](),
 }
 
@@ -472,6 +476,8 @@ func checkOutputExample(t *testing.T, where string, typ events.Type, raw []byte,
 		if d.ReminderID != want || env.ID != want {
 			t.Errorf("%s: reminder_id %q and id %q, want gap.ReminderID = %q", where, d.ReminderID, env.ID, want)
 		}
+	case *events.Advice:
+		checkAdvice(t, where, env, d)
 	case *events.DeadLetter:
 		if want := fmt.Sprintf("dl-%s-%d", d.Stream, d.Sequence); env.ID != want {
 			t.Errorf("%s: id %q, want %q", where, env.ID, want)
@@ -482,6 +488,121 @@ func checkOutputExample(t *testing.T, where string, typ events.Type, raw []byte,
 		if err == nil || events.ReasonOf(err) != d.Reason || err.Error() != d.Error {
 			t.Errorf("%s: the dead-lettered data decodes with error %v; the example says %s: %s", where, err, d.Reason, d.Error)
 		}
+	}
+}
+
+// adviceID is the advice id as README.md documents it: "adv-" and the first
+// 15 bytes of SHA-256(tender_id 0x00, published_at and deadline, then for
+// each outage in the order of data.outages: service 0x00, from and to; times
+// as Unix nanoseconds in 8 bytes big-endian), base32 in lower case without
+// padding.
+func adviceID(d *events.Advice) string {
+	h := sha256.New()
+	h.Write([]byte(d.TenderID))
+	h.Write([]byte{0})
+	var b [8]byte
+	for _, at := range []time.Time{d.PublishedAt, d.Deadline} {
+		binary.BigEndian.PutUint64(b[:], uint64(at.UnixNano()))
+		h.Write(b[:])
+	}
+	for _, o := range d.Outages {
+		h.Write([]byte(o.Service))
+		h.Write([]byte{0})
+		binary.BigEndian.PutUint64(b[:], uint64(o.From.UnixNano()))
+		h.Write(b[:])
+		binary.BigEndian.PutUint64(b[:], uint64(o.To.UnixNano()))
+		h.Write(b[:])
+	}
+	sum := h.Sum(nil)
+	return "adv-" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(sum[:15]))
+}
+
+// checkAdvice checks that an advice example tells a consistent story: its
+// id, the outages and the overlap they give, the proposed deadline, the
+// legal basis by the publication date, and that it was published after the
+// outages ended and before the deadline.
+func checkAdvice(t *testing.T, where string, env events.Envelope, d *events.Advice) {
+	t.Helper()
+	rome, err := time.LoadLocation("Europe/Rome")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := adviceID(d); d.AdviceID != want || env.ID != want {
+		t.Errorf("%s: advice_id %q and id %q, want %q (README.md, advice ids)", where, d.AdviceID, env.ID, want)
+	}
+	if d.Recipient.Email == "" || d.Recipient.Name == "" {
+		t.Errorf("%s: the recipient (the RUP) has no name or e-mail: %+v", where, d.Recipient)
+	}
+	if !d.PublishedAt.Before(d.Deadline) {
+		t.Errorf("%s: published_at %s is not before the deadline %s", where, d.PublishedAt, d.Deadline)
+	}
+	// The outages: sorted by from, then service; each over, each
+	// overlapping the offer period, and none after the advice.
+	var parts [][2]time.Time
+	for i, o := range d.Outages {
+		if !o.From.Before(o.To) {
+			t.Errorf("%s: outages[%d] from %s is not before to %s", where, i, o.From, o.To)
+		}
+		if o.To.After(env.Time) {
+			t.Errorf("%s: outages[%d] ends at %s, after the advice (%s): an advice counts outages that are over", where, i, o.To, env.Time)
+		}
+		if i > 0 {
+			p := d.Outages[i-1]
+			if o.From.Before(p.From) || o.From.Equal(p.From) && o.Service <= p.Service {
+				t.Errorf("%s: outages[%d] (%s %s) is not after outages[%d] (%s %s): want them by from, then service", where, i, o.Service, o.From, i-1, p.Service, p.From)
+			}
+		}
+		from, to := o.From, o.To
+		if from.Before(d.PublishedAt) {
+			from = d.PublishedAt
+		}
+		if to.After(d.Deadline) {
+			to = d.Deadline
+		}
+		if !from.Before(to) {
+			t.Errorf("%s: outages[%d] (%s %s to %s) does not overlap the offer period", where, i, o.Service, o.From, o.To)
+			continue
+		}
+		parts = append(parts, [2]time.Time{from, to})
+	}
+	// The overlap is at most the union of the outages within the offer
+	// period (a lot's CIG service counts only while the lot lacked its
+	// CIG, which the advice does not say).
+	slices.SortFunc(parts, func(a, b [2]time.Time) int { return a[0].Compare(b[0]) })
+	var union time.Duration
+	for i := 0; i < len(parts); {
+		cur := parts[i]
+		for i++; i < len(parts) && !parts[i][0].After(cur[1]); i++ {
+			if parts[i][1].After(cur[1]) {
+				cur[1] = parts[i][1]
+			}
+		}
+		union += cur[1].Sub(cur[0])
+	}
+	if d.OverlapSeconds <= 0 || d.OverlapSeconds > int64(union/time.Second) {
+		t.Errorf("%s: overlap_seconds %d, want between 1 and %d (the union of the outages within the offer period)", where, d.OverlapSeconds, int64(union/time.Second))
+	}
+	// The proposed deadline: deadline + overlap, or the same time of a
+	// later day if that falls on a closed day, never on a weekend.
+	base := d.Deadline.Add(time.Duration(d.OverlapSeconds) * time.Second).In(rome)
+	proposed := d.ProposedDeadline.In(rome)
+	bh, bm, bs := base.Clock()
+	ph, pm, ps := proposed.Clock()
+	if proposed.Before(base) || bh != ph || bm != pm || bs != ps || proposed.Sub(base) > 10*24*time.Hour {
+		t.Errorf("%s: proposed_deadline %s, want deadline + overlap_seconds = %s, or the same time of a working day after it", where, proposed, base)
+	}
+	if wd := proposed.Weekday(); wd == time.Saturday || wd == time.Sunday {
+		t.Errorf("%s: proposed_deadline %s falls on a %s", where, proposed, wd)
+	}
+	basis := "art. 25, comma 2, d.lgs. 36/2023"
+	if d.PublishedAt.Before(time.Date(2023, time.July, 1, 0, 0, 0, 0, rome)) {
+		basis = "art. 79, comma 5-bis, d.lgs. 50/2016"
+	}
+	if d.LegalBasis != basis {
+		t.Errorf("%s: legal_basis %q for a tender published on %s, want %q", where, d.LegalBasis, d.PublishedAt, basis)
+	}
+	if !env.Time.Before(d.Deadline) {
+		t.Errorf("%s: published at %s, not before the deadline %s: an advice is only useful while the deadline is ahead", where, env.Time, d.Deadline)
 	}
 }
 
@@ -1065,7 +1186,11 @@ func TestREADMEExamples(t *testing.T) {
 			t.Errorf("README.md does not document the reason `%s`", r)
 		}
 	}
-	for _, typ := range events.InputTypes {
+	types := slices.Clone(events.InputTypes)
+	for typ := range outputTypes {
+		types = append(types, typ)
+	}
+	for _, typ := range types {
 		if !strings.Contains(readme, "`"+events.DefaultPrefix+"."+string(typ)+"`") {
 			t.Errorf("README.md does not document the subject `%s.%s`", events.DefaultPrefix, typ)
 		}

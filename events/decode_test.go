@@ -465,8 +465,11 @@ func TestDecodeInline(t *testing.T) {
 		{name: "Smart CIG", raw: withData(events.TypeCIGAssigned, "cig", "Z3B3885F48")},
 		{name: "Smart CIG with another letter", raw: withData(events.TypeCIGAssigned, "cig", "X3B3885F48")},
 		{name: "CIG beginning with V is accepted unverified", raw: withData(events.TypeCIGAssigned, "cig", "V12345678A")},
-		{name: "CIG with a space", raw: withData(events.TypeCIGAssigned, "cig", "918052266A "), reason: events.ReasonInvalidCIG, field: "data.cig"},
-		{name: "CIG with leading space", raw: withData(events.TypeCIGAssigned, "cig", " 918052266A"), reason: events.ReasonInvalidField, field: "data.cig"},
+		{name: "CIG with a trailing space is trimmed", raw: withData(events.TypeCIGAssigned, "cig", "918052266A ")},
+		{name: "CIG with a leading space is trimmed", raw: withData(events.TypeCIGAssigned, "cig", " 918052266A")},
+		{name: "CIG in lower case is upper-cased", raw: withData(events.TypeCIGAssigned, "cig", " b00012eadb\t")},
+		{name: "CIG with a space inside", raw: withData(events.TypeCIGAssigned, "cig", "918052 266A"), reason: events.ReasonInvalidCIG, field: "data.cig"},
+		{name: "CIG of spaces only", raw: withData(events.TypeCIGAssigned, "cig", "   "), reason: events.ReasonMissingField, field: "data.cig"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -527,5 +530,29 @@ func TestReasonOf(t *testing.T) {
 	}
 	if got := events.ReasonOf(errors.New("nats: timeout")); got != events.ReasonProcessFailed {
 		t.Errorf("ReasonOf(other error) = %q, want %q", got, events.ReasonProcessFailed)
+	}
+}
+
+// TestDecodeNormalisesCIGs checks that the CIGs of both events that carry
+// one come out trimmed and upper-cased.
+func TestDecodeNormalisesCIGs(t *testing.T) {
+	now := time.Now().UTC().Format(time.RFC3339)
+	for _, tc := range []struct {
+		typ  events.Type
+		data string
+		got  func(any) string
+	}{
+		{events.TypeCIGAssigned, `{"tender_id":"T","lot_id":"1","cig":" b00012eadb "}`, func(p any) string { return p.(*events.CIGAssigned).CIG }},
+		{events.TypeTenderPublished, `{"tender_id":"T","rup":{"name":"R","email":"r@x.it"},"published_at":"` + now + `","offer_deadline":"` + now + `","lots":[{"lot_id":"1","cig":"\tz3b3885f48 ","base_amount_cents":1}]}`,
+			func(p any) string { return p.(*events.TenderPublished).Lots[0].CIG }},
+	} {
+		raw := fmt.Sprintf(`{"specversion":"1.0","id":"n","source":"s","type":%q,"time":%q,"data":%s}`, tc.typ, now, tc.data)
+		ev, err := events.Decode([]byte(raw), tc.typ, events.DefaultLimits())
+		if err != nil {
+			t.Fatalf("%s: %v", tc.typ, err)
+		}
+		if got := tc.got(ev.Payload); got != "B00012EADB" && got != "Z3B3885F48" {
+			t.Errorf("%s: CIG %q, want it trimmed and upper-cased", tc.typ, got)
+		}
 	}
 }

@@ -29,11 +29,16 @@ type Message struct {
 // Reminder is the data of reminder.cig, reminder.contribution and
 // reminder.escalation.
 type Reminder struct {
-	ReminderID         string    `json:"reminder_id"`
-	Kind               Kind      `json:"kind"`
-	TenderID           string    `json:"tender_id"`
-	TenderTitle        string    `json:"tender_title,omitempty"`
-	LotID              string    `json:"lot_id"`
+	ReminderID  string `json:"reminder_id"`
+	Kind        Kind   `json:"kind"`
+	TenderID    string `json:"tender_id"`
+	TenderTitle string `json:"tender_title,omitempty"`
+	// Authority is the contracting authority, when the tender is known.
+	Authority *Authority `json:"authority,omitempty"`
+	LotID     string     `json:"lot_id"`
+	// CIG is the lot's CIG, when it has one: a contribution reminder is
+	// only sent once it has.
+	CIG                string    `json:"cig,omitempty"`
 	OperatorFiscalCode string    `json:"operator_fiscal_code,omitempty"`
 	Operator           *Operator `json:"operator,omitempty"`
 	Recipient          Person    `json:"recipient"`
@@ -48,8 +53,11 @@ type Reminder struct {
 	ServiceUpSince time.Time `json:"service_up_since,omitzero"`
 	Outage         *Outage   `json:"outage,omitempty"`
 	Deadline       time.Time `json:"deadline,omitzero"`
-	// ContributionCents is the contribution owed, where the table knows it.
+	// ContributionCents is the contribution owed, absent when no
+	// configured schedule covers the tender's publication date;
+	// ContributionTable names the schedule it comes from.
 	ContributionCents int64     `json:"contribution_cents,omitempty"`
+	ContributionTable string    `json:"contribution_table,omitempty"`
 	GapOpenedAt       time.Time `json:"gap_opened_at"`
 	Message           Message   `json:"message"`
 }
@@ -78,7 +86,46 @@ type Resolved struct {
 	CC                 []Person   `json:"cc,omitempty"`
 	RemindersSent      int        `json:"reminders_sent"`
 	Resolution         Resolution `json:"resolution"`
-	Message            Message    `json:"message"`
+	// CIGUnverified is true when the CIG that closed the gap belongs to a
+	// family (V, W) whose check digit ANAC does not publish: it was
+	// accepted on its format alone.
+	CIGUnverified bool    `json:"cig_unverified,omitempty"`
+	Message       Message `json:"message"`
+}
+
+// OutageSpan is one outage of an ANAC service named in an advice.
+type OutageSpan struct {
+	Service string    `json:"service"`
+	From    time.Time `json:"from"`
+	To      time.Time `json:"to"`
+}
+
+// Advice is the data of advice.deadline_extension: the offer period of a
+// tender overlapped outages of services its bidders need, and the RUP may
+// suspend or extend the offer deadline.
+type Advice struct {
+	// AdviceID is deterministic (the tender and the outages it counts) and
+	// is also the CloudEvents id.
+	AdviceID    string     `json:"advice_id"`
+	TenderID    string     `json:"tender_id"`
+	TenderTitle string     `json:"tender_title,omitempty"`
+	Authority   *Authority `json:"authority,omitempty"`
+	Recipient   Person     `json:"recipient"`
+	PublishedAt time.Time  `json:"published_at"`
+	Deadline    time.Time  `json:"deadline"`
+	// OverlapSeconds is the union of the outages' overlaps with the offer
+	// period, in whole seconds.
+	OverlapSeconds int64        `json:"overlap_seconds"`
+	Outages        []OutageSpan `json:"outages"`
+	// ProposedDeadline is Deadline plus the overlap, moved to the same time
+	// of the next working day if it falls on a Saturday, Sunday, holiday or
+	// closure day.
+	ProposedDeadline time.Time `json:"proposed_deadline"`
+	// LegalBasis cites the rule: art. 25, comma 2, d.lgs. 36/2023 for
+	// tenders published from 1 July 2023, art. 79, comma 5-bis, d.lgs.
+	// 50/2016 before.
+	LegalBasis string  `json:"legal_basis"`
+	Message    Message `json:"message"`
 }
 
 // DeadLetter is the data of a deadletter event: the input that could not be

@@ -45,5 +45,5 @@ func (s Subjects) Inputs() []string {
 
 // Outputs returns the subject filters of the output stream.
 func (s Subjects) Outputs() []string {
-	return []string{s.Prefix + ".reminder.>", s.Of(TypeDeadLetter)}
+	return []string{s.Prefix + ".reminder.>", s.Prefix + ".advice.>", s.Of(TypeDeadLetter)}
 }

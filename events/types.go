@@ -18,6 +18,7 @@ const (
 	TypeReminderContribution Type = "reminder.contribution"
 	TypeReminderEscalation   Type = "reminder.escalation"
 	TypeReminderResolved     Type = "reminder.resolved"
+	TypeAdviceExtension      Type = "advice.deadline_extension"
 	TypeDeadLetter           Type = "deadletter"
 )
 

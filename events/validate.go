@@ -50,6 +50,15 @@ func decodeData(t Type, data json.RawMessage) (any, error) {
 	if err := json.Unmarshal(trimmed, p); err != nil {
 		return nil, jsonError(err, "data")
 	}
+	// CIGs are accepted as people type them: spaces around, lower case.
+	switch d := p.(type) {
+	case *CIGAssigned:
+		d.CIG = cig.Normalize(d.CIG)
+	case *TenderPublished:
+		for i := range d.Lots {
+			d.Lots[i].CIG = cig.Normalize(d.Lots[i].CIG)
+		}
+	}
 	return p, nil
 }
 

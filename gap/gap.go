@@ -22,15 +22,30 @@ type Gap struct {
 	Service  string      `json:"service"`
 	TenderID string      `json:"tender_id"`
 	Title    string      `json:"tender_title,omitempty"`
-	LotID    string      `json:"lot_id"`
+	// Authority is the contracting authority; PublishedAt is when the
+	// tender was published (it chooses the contribution schedule and the
+	// law that applies). Both are zero until the tender is known.
+	Authority   events.Authority `json:"authority,omitzero"`
+	PublishedAt time.Time        `json:"published_at,omitzero"`
+	LotID       string           `json:"lot_id"`
+	// CIG is the lot's CIG once it has a valid one. A contribution gap is
+	// not reminded without it: the CIG identifies the payment.
+	CIG string `json:"cig,omitempty"`
 	// Operator is set for contribution gaps.
 	Operator *events.Operator `json:"operator,omitempty"`
 	RUP      events.Person    `json:"rup"`
 	// Deadline is the lot's offer deadline (CIG) or the regularise_by term
 	// (contribution); zero if unknown.
-	Deadline          time.Time `json:"deadline,omitzero"`
+	Deadline time.Time `json:"deadline,omitzero"`
+	// ContributionCents is what the operator owes, valid if
+	// ContributionKnown; ContributionTable names the schedule used.
 	ContributionCents int64     `json:"contribution_cents,omitempty"`
+	ContributionKnown bool      `json:"contribution_known,omitempty"`
+	ContributionTable string    `json:"contribution_table,omitempty"`
 	OpenedAt          time.Time `json:"opened_at"`
+	// Exempt is true for a bid on a lot below the contribution threshold:
+	// the record is closed from the start and nothing is ever sent.
+	Exempt bool `json:"exempt,omitempty"`
 
 	Open       bool               `json:"open"`
 	Resolution *events.Resolution `json:"resolution,omitempty"`
@@ -62,13 +77,21 @@ type Gap struct {
 func (g *Gap) Merge(spec *Gap, rev uint64) {
 	if rev >= g.TenderRevision {
 		g.Title, g.RUP, g.Deadline = spec.Title, spec.RUP, spec.Deadline
-		g.Operator, g.ContributionCents = spec.Operator, spec.ContributionCents
+		g.Authority, g.PublishedAt, g.CIG = spec.Authority, spec.PublishedAt, spec.CIG
+		g.Operator = spec.Operator
+		g.ContributionCents, g.ContributionKnown, g.ContributionTable = spec.ContributionCents, spec.ContributionKnown, spec.ContributionTable
 		g.TenderRevision = rev
 	}
 	if g.Open && !spec.Open {
 		g.Open, g.Resolution = false, spec.Resolution
+		// A gap opened before its tender was known can turn out exempt.
+		g.Exempt = spec.Exempt && g.Sequence == 0 && !g.Escalated
 	}
 }
+
+// NeedsCIG reports whether the gap cannot be reminded yet because its lot
+// has no CIG: a bidder cannot pay the contribution of a lot without one.
+func (g *Gap) NeedsCIG() bool { return g.Kind == events.KindContribution && g.CIG == "" }
 
 // Recipient returns who a reminder of the gap goes to: the RUP for a CIG,
 // the operator for a contribution.

@@ -326,3 +326,87 @@ func TestMerge(t *testing.T) {
 		})
 	}
 }
+
+func TestMergeDescriptiveFields(t *testing.T) {
+	t0 := time.Date(2021, 5, 4, 10, 0, 0, 0, time.UTC)
+	op := &events.Operator{FiscalCode: "IT01234567890", Name: "Edil Srl", Email: "edil@pec.example.it"}
+	// The stored gap was derived before the tender was known.
+	stored := func() *Gap {
+		return &Gap{Kind: events.KindContribution, Service: "payments", TenderID: "T", LotID: "1", Operator: op,
+			Open: true, Sequence: 1, LastRemindedAt: t0, TenderRevision: 5}
+	}
+	spec := &Gap{
+		Authority: events.Authority{FiscalCode: "80000000000", Name: "Comune"}, PublishedAt: t0, CIG: "B00012EADB", Operator: op,
+		ContributionCents: 3500, ContributionKnown: true, ContributionTable: "anac-2021", Open: true,
+	}
+	tests := []struct {
+		name string
+		rev  uint64
+		want bool // the spec's fields are taken
+	}{
+		{"newer revision", 6, true},
+		{"same revision", 5, true},
+		{"older revision", 4, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := stored()
+			g.Merge(spec, tt.rev)
+			got := Gap{Authority: g.Authority, PublishedAt: g.PublishedAt, CIG: g.CIG, Operator: g.Operator,
+				ContributionCents: g.ContributionCents, ContributionKnown: g.ContributionKnown, ContributionTable: g.ContributionTable, Open: g.Open}
+			want := Gap{Operator: op, Open: true}
+			if tt.want {
+				want = *spec
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("merged %+v\nwant %+v", got, want)
+			}
+			if g.Exempt || g.Sequence != 1 || !g.LastRemindedAt.Equal(t0) {
+				t.Errorf("progress or exemption changed: %+v", g)
+			}
+		})
+	}
+}
+
+func TestMergeExempt(t *testing.T) {
+	t0 := time.Date(2021, 5, 4, 10, 0, 0, 0, time.UTC)
+	exemptRes := &events.Resolution{By: events.TypeTenderPublished, At: t0, Reason: "exempt"}
+	paidRes := &events.Resolution{By: events.TypeContributionPaid, At: t0, Receipt: "IUV-1"}
+	tests := []struct {
+		name       string
+		prepare    func(g *Gap)
+		spec       Gap
+		wantExempt bool
+		wantRes    *events.Resolution
+	}{
+		{name: "open, nothing sent, turns out exempt", spec: Gap{Exempt: true, Resolution: exemptRes},
+			wantExempt: true, wantRes: exemptRes},
+		{name: "open, reminded once: closed but not exempt", prepare: func(g *Gap) { g.Sequence, g.LastRemindedAt = 1, t0 },
+			spec: Gap{Exempt: true, Resolution: exemptRes}, wantRes: exemptRes},
+		{name: "open, escalated: closed but not exempt", prepare: func(g *Gap) { g.Escalated, g.EscalatedAt = true, t0 },
+			spec: Gap{Exempt: true, Resolution: exemptRes}, wantRes: exemptRes},
+		{name: "open, closed by a payment: not exempt", spec: Gap{Resolution: paidRes}, wantRes: paidRes},
+		{name: "already closed: stays as it was", prepare: func(g *Gap) { g.Open, g.Resolution = false, paidRes },
+			spec: Gap{Exempt: true, Resolution: exemptRes}, wantRes: paidRes},
+		{name: "open spec: never exempt", spec: Gap{Open: true, Exempt: true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := &Gap{Kind: events.KindContribution, Service: "payments", TenderID: "T", LotID: "1", Open: true, TenderRevision: 1}
+			if tt.prepare != nil {
+				tt.prepare(g)
+			}
+			spec := tt.spec
+			g.Merge(&spec, 2)
+			if g.Exempt != tt.wantExempt || !reflect.DeepEqual(g.Resolution, tt.wantRes) || g.Open != (tt.wantRes == nil) {
+				t.Errorf("exempt %v open %v resolution %+v; want exempt %v resolution %+v", g.Exempt, g.Open, g.Resolution, tt.wantExempt, tt.wantRes)
+			}
+			// An exempt gap sends nothing, not even a resolved notice.
+			if g.Exempt {
+				if d := Plan(g, nil, t0, policy); len(d.Actions) != 0 || !d.WakeAt.IsZero() {
+					t.Errorf("Plan on an exempt gap = %+v, want nothing", d)
+				}
+			}
+		})
+	}
+}

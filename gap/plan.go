@@ -3,6 +3,7 @@ package gap
 import (
 	"time"
 
+	"github.com/promemoria/promemoria/calendar"
 	"github.com/promemoria/promemoria/outage"
 )
 
@@ -17,7 +18,18 @@ type Policy struct {
 	// Tolerance is how early a timer may fire and still count as due: the
 	// broker's schedules have one-second resolution.
 	Tolerance time.Duration
+	// Office says when messages may go out: reminders and repeats that fall
+	// due outside office hours or on a closed day wait for the next
+	// opening, and escalations go at the opening of the last working day
+	// at least EscalateBefore before the deadline. The zero Office sends
+	// at any time.
+	Office calendar.Office
 }
+
+// lateGrace is how late after its due time a message may still go while
+// the office has just closed: a timer that fires a moment after closing
+// time is not put off to the next morning.
+const lateGrace = time.Minute
 
 // DefaultPolicy returns the documented defaults.
 func DefaultPolicy() Policy {
@@ -64,6 +76,11 @@ type Decision struct {
 // Plan decides what to send about g at now, given svc, the state of the
 // service g depends on (nil means never reported down). It is a pure
 // function: the same inputs always give the same decision.
+//
+// An open gap is reminded once its service is ready (up for Settle) and,
+// for a contribution, once its lot has a CIG; then every RepeatInterval.
+// Each reminder waits for office hours. The escalation to the RUP goes
+// whatever the service's state, when the deadline is near.
 func Plan(g *Gap, svc *outage.Service, now time.Time, p Policy) Decision {
 	var d Decision
 	if !g.Open {
@@ -78,7 +95,7 @@ func Plan(g *Gap, svc *outage.Service, now time.Time, p Policy) Decision {
 		svc = &outage.Service{}
 	}
 	seq := g.Sequence
-	if ready, ok := svc.ReadyAt(p.Settle); ok {
+	if ready, ok := svc.ReadyAt(p.Settle); ok && !g.NeedsCIG() {
 		due := ready
 		if seq > 0 {
 			// A last reminder "in the future" means the clock went back:
@@ -90,22 +107,37 @@ func Plan(g *Gap, svc *outage.Service, now time.Time, p Policy) Decision {
 			}
 			due = later(due, last.Add(p.RepeatInterval))
 		}
-		if !now.Before(due.Add(-p.Tolerance)) {
+		due = p.Office.Next(due)
+		if p.sendable(due, now) {
 			seq++
 			d.Actions = append(d.Actions, Action{Type: ActRemind, Sequence: seq})
-			due = now.Add(p.RepeatInterval)
+			due = p.Office.Next(now.Add(p.RepeatInterval))
+		} else if !now.Before(due.Add(-p.Tolerance)) {
+			due = p.Office.Next(now) // due while the office is closed
 		}
 		d.WakeAt = due
 	}
 	if !g.Deadline.IsZero() && !g.Escalated {
-		at := g.Deadline.Add(-p.EscalateBefore)
-		if !now.Before(at.Add(-p.Tolerance)) {
+		at := p.Office.EscalationAt(g.Deadline, p.EscalateBefore)
+		switch {
+		case p.sendable(at, now):
 			d.Actions = append(d.Actions, Action{Type: ActEscalate, Sequence: seq})
-		} else {
+		case !now.Before(at.Add(-p.Tolerance)):
+			d.WakeAt = earlier(d.WakeAt, p.Office.Next(now))
+		default:
 			d.WakeAt = earlier(d.WakeAt, at)
 		}
 	}
 	return d
+}
+
+// sendable reports whether a message due at due may go at now: it is due
+// (within the tolerance) and the office is open, or closed only just.
+func (p Policy) sendable(due, now time.Time) bool {
+	if now.Before(due.Add(-p.Tolerance)) {
+		return false
+	}
+	return p.Office.Open(now) || now.Sub(due) < lateGrace
 }
 
 // Record applies a sent action to g.

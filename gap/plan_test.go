@@ -282,6 +282,12 @@ func (s sent) String() string {
 // returns what was sent up to end.
 func simulate(t *testing.T, g *Gap, opened time.Time, trs []outage.Transition, end time.Time, skew time.Duration) []sent {
 	t.Helper()
+	return simulateWith(t, g, opened, trs, end, skew, policy)
+}
+
+// simulateWith is simulate under the policy p.
+func simulateWith(t *testing.T, g *Gap, opened time.Time, trs []outage.Transition, end time.Time, skew time.Duration, p Policy) []sent {
+	t.Helper()
 	evs := []time.Time{opened}
 	for _, tr := range trs {
 		evs = append(evs, tr.At)
@@ -310,7 +316,7 @@ func simulate(t *testing.T, g *Gap, opened time.Time, trs []outage.Transition, e
 				service.Apply(tr)
 			}
 		}
-		d := Plan(g, service, now, policy)
+		d := Plan(g, service, now, p)
 		for _, a := range d.Actions {
 			g.Record(a, now)
 			out = append(out, sent{now, a})
@@ -386,7 +392,12 @@ func TestActionTypeString(t *testing.T) {
 }
 
 func TestDefaultPolicy(t *testing.T) {
-	if got := DefaultPolicy(); got != policy {
+	got := DefaultPolicy()
+	if !reflect.DeepEqual(got, policy) {
 		t.Errorf("DefaultPolicy = %+v, want %+v", got, policy)
+	}
+	// The default sends at any time: office hours are configuration.
+	if got.Office.Cal != nil || !got.Office.Hours.Always() {
+		t.Errorf("DefaultPolicy().Office = %+v, want the zero Office", got.Office)
 	}
 }

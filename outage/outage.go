@@ -134,3 +134,33 @@ func (s *Service) LastOutage() (events.Outage, bool) {
 	}
 	return o[len(o)-1], true
 }
+
+// Notice returns ANAC's announcement about the latest outage: the notice of
+// the portal.up that ended it if it carried one, else that of a portal.down
+// that began or confirmed it; "" if none did.
+func (s *Service) Notice() string {
+	n := len(s.Transitions)
+	i := n - 1
+	// The latest outage is the last run of downs and the ups right after it.
+	for i >= 0 && s.Transitions[i].Up {
+		i--
+	}
+	if i < 0 {
+		return ""
+	}
+	start := i
+	for start > 0 && !s.Transitions[start-1].Up {
+		start--
+	}
+	for j := n - 1; j > i; j-- {
+		if s.Transitions[j].Notice != "" {
+			return s.Transitions[j].Notice
+		}
+	}
+	for j := i; j >= start; j-- {
+		if s.Transitions[j].Notice != "" {
+			return s.Transitions[j].Notice
+		}
+	}
+	return ""
+}

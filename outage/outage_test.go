@@ -353,3 +353,32 @@ func TestLastOutage(t *testing.T) {
 		})
 	}
 }
+
+func TestNotice(t *testing.T) {
+	t0 := time.Date(2021, 5, 3, 8, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name string
+		tr   []Transition
+		want string
+	}{
+		{"never down", nil, ""},
+		{"down without notice", []Transition{{At: t0}}, ""},
+		{"down notice", []Transition{{At: t0, Notice: "guasto"}}, "guasto"},
+		{"up notice wins", []Transition{{At: t0, Notice: "guasto"}, {At: t0.Add(time.Hour), Up: true, Notice: "ripristinato"}}, "ripristinato"},
+		{"up without notice keeps the down's", []Transition{{At: t0, Notice: "guasto"}, {At: t0.Add(time.Hour), Up: true}}, "guasto"},
+		{"an older outage's notice is not repeated", []Transition{
+			{At: t0, Notice: "vecchio"}, {At: t0.Add(time.Hour), Up: true},
+			{At: t0.Add(48 * time.Hour)}, {At: t0.Add(49 * time.Hour), Up: true},
+		}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &Service{Name: "payments"}
+			for _, tr := range tc.tr {
+				s.Apply(tr)
+			}
+			if got := s.Notice(); got != tc.want {
+				t.Errorf("Notice() = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

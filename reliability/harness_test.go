@@ -354,10 +354,11 @@ type workerProc struct {
 	httpAddr string
 }
 
-// baseFlags compress the service's time for the tests.
+// baseFlags compress the service's time for the tests; reminders go at any
+// hour, so that no test depends on when it runs.
 var baseFlags = []string{
 	"--http-listen", "127.0.0.1:0", "--settle", "1s", "--repeat-interval", "3s", "--escalate-before", "5s",
-	"--sweep-grace", "2s", "--log-format", "json",
+	"--sweep-grace", "2s", "--log-format", "json", "--office-hours", "always",
 }
 
 // newWorker prepares (but does not start) a promemoria process connected
@@ -697,6 +698,7 @@ type out struct {
 	Reminder *events.Reminder
 	Resolved *events.Resolved
 	Dead     *events.DeadLetter
+	Advice   *events.Advice
 	Bad      string // why it could not be decoded
 }
 
@@ -794,6 +796,9 @@ func (col *collector) add(m jetstream.Msg) {
 		case events.TypeReminderCIG, events.TypeReminderContribution, events.TypeReminderEscalation:
 			o.Reminder = &events.Reminder{}
 			err = json.Unmarshal(o.Env.Data, o.Reminder)
+		case events.TypeAdviceExtension:
+			o.Advice = &events.Advice{}
+			err = json.Unmarshal(o.Env.Data, o.Advice)
 		default:
 			o.Bad = "unknown type " + string(o.Env.Type)
 		}

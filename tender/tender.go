@@ -6,9 +6,11 @@
 package tender
 
 import (
+	"fmt"
 	"slices"
 	"time"
 
+	"github.com/promemoria/promemoria/contribution"
 	"github.com/promemoria/promemoria/events"
 	"github.com/promemoria/promemoria/gap"
 )
@@ -61,6 +63,14 @@ type Tender struct {
 	Cancelled    bool   `json:"cancelled,omitempty"`
 	CancelReason string `json:"cancel_reason,omitempty"`
 	CancelRef    Ref    `json:"cancel_ref,omitzero"`
+	// Advised is the latest art. 25 advice sent about the tender.
+	Advised *Advised `json:"advised,omitempty"`
+}
+
+// Advised records an advice.deadline_extension that was published.
+type Advised struct {
+	ID             string `json:"id"`
+	OverlapSeconds int64  `json:"overlap_seconds"`
 }
 
 func refOf(ev *events.Event) Ref {
@@ -214,8 +224,9 @@ func compare(a, b string) int {
 type Services struct {
 	// Contribution is the service contribution gaps wait for ("payments").
 	Contribution string
-	// Owed returns the contribution for a lot of baseCents at a time, or 0.
-	Owed func(baseCents int64, at time.Time) int64
+	// Owed returns the contribution for a lot of baseCents of a tender
+	// published at publishedAt.
+	Owed func(baseCents int64, publishedAt time.Time) contribution.Amount
 }
 
 // Gaps derives the gaps the tender implies: one per lot published without a
@@ -230,7 +241,8 @@ func (t *Tender) Gaps(s Services) []gap.Gap {
 		}
 		g := gap.Gap{
 			Kind: events.KindCIG, Service: l.CIGService, TenderID: t.TenderID, Title: t.Title,
-			LotID: l.LotID, RUP: t.RUP, Deadline: t.OfferDeadline, OpenedAt: t.PublishedAt, Open: true,
+			Authority: t.Authority, PublishedAt: t.PublishedAt, LotID: l.LotID, CIG: l.CIG,
+			RUP: t.RUP, Deadline: t.OfferDeadline, OpenedAt: t.PublishedAt, Open: true,
 		}
 		switch {
 		case t.Cancelled:
@@ -249,14 +261,28 @@ func (t *Tender) Gaps(s Services) []gap.Gap {
 		op := b.Operator
 		g := gap.Gap{
 			Kind: events.KindContribution, Service: s.Contribution, TenderID: t.TenderID, Title: t.Title,
-			LotID: b.LotID, Operator: &op, RUP: t.RUP, Deadline: b.RegulariseBy, OpenedAt: b.AdmittedAt, Open: true,
+			Authority: t.Authority, PublishedAt: t.PublishedAt, LotID: b.LotID, Operator: &op, RUP: t.RUP,
+			Deadline: b.RegulariseBy, OpenedAt: b.AdmittedAt, Open: true,
 		}
-		if l := t.Lot(b.LotID, false); l != nil && s.Owed != nil {
-			g.ContributionCents = s.Owed(l.BaseAmountCents, b.AdmittedAt)
+		l := t.Lot(b.LotID, false)
+		if l != nil {
+			g.CIG = l.CIG
+		}
+		// The amount, and whether anything is owed, is known once the lot
+		// has been published: the schedule is the one in force on the
+		// tender's publication date.
+		if l != nil && l.Published && !t.PublishedAt.IsZero() && s.Owed != nil {
+			a := s.Owed(l.BaseAmountCents, t.PublishedAt)
+			g.ContributionCents, g.ContributionKnown, g.ContributionTable = a.Cents, a.Known, a.Table
+			g.Exempt = a.Exempt
 		}
 		switch {
 		case t.Cancelled:
 			g.Open, g.Resolution = false, t.cancelResolution()
+		case g.Exempt:
+			g.Open = false
+			g.Resolution = &events.Resolution{By: events.TypeTenderPublished, At: t.PublishedRef.Time, Reason: ReasonExempt,
+				EventSource: t.PublishedRef.Source, EventID: t.PublishedRef.ID}
 		case b.Paid:
 			g.Open = false
 			g.Resolution = &events.Resolution{By: events.TypeContributionPaid, At: b.PaidRef.Time, Receipt: b.Receipt, EventSource: b.PaidRef.Source, EventID: b.PaidRef.ID}
@@ -267,6 +293,45 @@ func (t *Tender) Gaps(s Services) []gap.Gap {
 	return out
 }
 
+// ReasonExempt is the resolution reason of a contribution gap whose lot is
+// below the contribution threshold.
+const ReasonExempt = "exempt: the lot's base amount is below the contribution threshold"
+
 func (t *Tender) cancelResolution() *events.Resolution {
 	return &events.Resolution{By: events.TypeTenderCancelled, At: t.CancelRef.Time, Reason: t.CancelReason, EventSource: t.CancelRef.Source, EventID: t.CancelRef.ID}
+}
+
+// The limits of the CIG services' scope, for the sanity warnings.
+var (
+	smartCIGEnd   = time.Date(2024, time.January, 1, 0, 0, 0, 0, rome)
+	pcpStart      = smartCIGEnd
+	smartCIGLimit = int64(40_000_00)
+)
+
+// Warnings returns what looks wrong in a tender.published without being a
+// reason to reject it: a Smart CIG for a lot of 40,000 € or more, or after
+// Smart CIGs stopped being issued (31 December 2023); a PCP CIG for a
+// tender published before PCP issued CIGs (1 January 2024).
+func Warnings(p *events.TenderPublished, defaultService string) []string {
+	var out []string
+	for _, l := range p.Lots {
+		svc := l.CIGService
+		if svc == "" {
+			svc = defaultService
+		}
+		switch svc {
+		case "smartcig":
+			if l.BaseAmountCents >= smartCIGLimit {
+				out = append(out, fmt.Sprintf("lot %s: a Smart CIG is for contracts under 40,000 €, this lot is %d.%02d €", l.LotID, l.BaseAmountCents/100, l.BaseAmountCents%100))
+			}
+			if !p.PublishedAt.Before(smartCIGEnd) {
+				out = append(out, fmt.Sprintf("lot %s: Smart CIGs are not issued since 1 January 2024, the tender was published on %s", l.LotID, p.PublishedAt.In(rome).Format("2006-01-02")))
+			}
+		case "pcp":
+			if p.PublishedAt.Before(pcpStart) {
+				out = append(out, fmt.Sprintf("lot %s: PCP issues CIGs since 1 January 2024, the tender was published on %s", l.LotID, p.PublishedAt.In(rome).Format("2006-01-02")))
+			}
+		}
+	}
+	return out
 }

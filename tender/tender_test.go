@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/promemoria/promemoria/contribution"
 	"github.com/promemoria/promemoria/events"
 	"github.com/promemoria/promemoria/gap"
 )
@@ -22,13 +23,18 @@ var (
 	opA  = events.Operator{FiscalCode: "IT01234567890", Name: "Edil Srl", Email: "edil@pec.example.it"}
 	opB  = events.Operator{FiscalCode: "IT09876543210", Name: "Strade Spa", Email: "strade@pec.example.it"}
 
+	authority = events.Authority{FiscalCode: "80000000000", Name: "Comune"}
+
 	services = Services{Contribution: "payments", Owed: owed}
 )
 
 func at(h int) time.Time { return t0.Add(time.Duration(h) * time.Hour) }
 
-// owed is a fake contribution table that depends on both its arguments.
-func owed(base int64, at time.Time) int64 { return base/10_000 + int64(at.Day()) }
+// owed is a fake contribution table that depends on both its arguments: the
+// hour of the time tells the publication (at(0): 10h) from an admission.
+func owed(base int64, at time.Time) contribution.Amount {
+	return contribution.Amount{Cents: base/10_000 + int64(at.Hour()), Table: fmt.Sprintf("fake-%02d", at.Hour()), Known: true}
+}
 
 // validCIG stands in for the check-digit validation.
 func validCIG(c string) bool {
@@ -61,7 +67,7 @@ func lot(id, cig string, euros int64) events.Lot {
 
 func pub(id string, when time.Time, opts ...pubOpt) step {
 	p := &events.TenderPublished{
-		TenderID: tenderID, Title: "Manutenzione strade", Authority: events.Authority{FiscalCode: "80000000000", Name: "Comune"},
+		TenderID: tenderID, Title: "Manutenzione strade", Authority: authority,
 		RUP: rupA, PublishedAt: when, OfferDeadline: deadline, Lots: []events.Lot{lot("1", "", 200_000)},
 	}
 	for _, o := range opts {
@@ -142,20 +148,44 @@ func dump(gs []gap.Gap) string {
 	return b.String()
 }
 
+// cigGap is the CIG gap of a lot of the tender published at at(0).
 func cigGap(lotID, service string) gap.Gap {
 	return gap.Gap{
 		Key:  gap.Key(service, gap.Identity{Kind: events.KindCIG, TenderID: tenderID, LotID: lotID}),
-		Kind: events.KindCIG, Service: service, TenderID: tenderID, Title: "Manutenzione strade", LotID: lotID,
+		Kind: events.KindCIG, Service: service, TenderID: tenderID, Title: "Manutenzione strade",
+		Authority: authority, PublishedAt: at(0), LotID: lotID,
 		RUP: rupA, Deadline: deadline, OpenedAt: at(0), Open: true,
 	}
 }
 
-func contributionGap(lotID string, op events.Operator, by, admitted time.Time, base int64) gap.Gap {
+// contributionGap is the gap of op's bid on a lot of base euros whose CIG
+// is cig, admitted at admitted, of the tender published at published: the
+// amount is the one in force at the publication, not at the admission.
+func contributionGap(lotID string, op events.Operator, by, admitted, published time.Time, base int64, cig string) gap.Gap {
+	a := owed(base*100, published)
 	return gap.Gap{
 		Key:  gap.Key("payments", gap.Identity{Kind: events.KindContribution, TenderID: tenderID, LotID: lotID, OperatorFiscalCode: op.FiscalCode}),
-		Kind: events.KindContribution, Service: "payments", TenderID: tenderID, Title: "Manutenzione strade", LotID: lotID,
-		Operator: &op, RUP: rupA, Deadline: by, OpenedAt: admitted, Open: true, ContributionCents: owed(base*100, admitted),
+		Kind: events.KindContribution, Service: "payments", TenderID: tenderID, Title: "Manutenzione strade",
+		Authority: authority, PublishedAt: published, LotID: lotID, CIG: cig,
+		Operator: &op, RUP: rupA, Deadline: by, OpenedAt: admitted, Open: true,
+		ContributionCents: a.Cents, ContributionKnown: a.Known, ContributionTable: a.Table,
 	}
+}
+
+// withCIG returns the CIG gap g with the lot's CIG known.
+func withCIG(g gap.Gap, cig string) gap.Gap {
+	g.CIG = cig
+	return g
+}
+
+// publishedAtTime returns g as derived from a tender published at p; a
+// CIG gap opens at the publication.
+func publishedAtTime(g gap.Gap, p time.Time) gap.Gap {
+	g.PublishedAt = p
+	if g.Kind == events.KindCIG {
+		g.OpenedAt = p
+	}
+	return g
 }
 
 func closed(g gap.Gap, r events.Resolution) gap.Gap {
@@ -174,7 +204,7 @@ func TestMergeOrderIndependent(t *testing.T) {
 		{
 			name:  "published without CIG, then cig_assigned",
 			steps: []step{pub("p1", at(0)), assign("a1", "1", "B00012EADB", at(3))},
-			want: []gap.Gap{closed(cigGap("1", "pcp"), events.Resolution{
+			want: []gap.Gap{closed(withCIG(cigGap("1", "pcp"), "B00012EADB"), events.Resolution{
 				By: events.TypeCIGAssigned, At: at(3), CIG: "B00012EADB", EventSource: "test", EventID: "a1"})},
 		},
 		{
@@ -185,29 +215,28 @@ func TestMergeOrderIndependent(t *testing.T) {
 		{
 			name:  "admitted, then paid",
 			steps: []step{pub("p1", at(0), lots(lot("1", "918052266A", 200_000))), admit("b1", "1", opA, regBy, at(2)), paid("y1", "1", opA.FiscalCode, "IUV-1", at(4))},
-			want: []gap.Gap{closed(contributionGap("1", opA, regBy, at(2), 200_000), events.Resolution{
+			want: []gap.Gap{closed(contributionGap("1", opA, regBy, at(2), at(0), 200_000, "918052266A"), events.Resolution{
 				By: events.TypeContributionPaid, At: at(4), Receipt: "IUV-1", EventSource: "test", EventID: "y1"})},
 		},
 		{
 			name:  "admitted, unpaid",
 			steps: []step{pub("p1", at(0), lots(lot("1", "918052266A", 300_000))), admit("b1", "1", opA, regBy, at(2))},
-			want:  []gap.Gap{contributionGap("1", opA, regBy, at(2), 300_000)},
+			want:  []gap.Gap{contributionGap("1", opA, regBy, at(2), at(0), 300_000, "918052266A")},
 		},
 		{
 			name:  "cancelled after published and admitted",
 			steps: []step{pub("p1", at(0)), admit("b1", "1", opA, regBy, at(2)), cancel("c1", "annullata in autotutela", at(5))},
 			want: []gap.Gap{
 				closed(cigGap("1", "pcp"), cancelled),
-				closed(contributionGap("1", opA, regBy, at(2), 200_000), cancelled),
+				closed(contributionGap("1", opA, regBy, at(2), at(0), 200_000, ""), cancelled),
 			},
 		},
 		{
 			name:  "cancelled before published and admitted",
 			steps: []step{pub("p1", at(6)), admit("b1", "1", opA, regBy, at(7)), cancel("c1", "annullata in autotutela", at(5))},
 			want: func() []gap.Gap {
-				c := cigGap("1", "pcp")
-				c.OpenedAt = at(6)
-				return []gap.Gap{closed(c, cancelled), closed(contributionGap("1", opA, regBy, at(7), 200_000), cancelled)}
+				c := publishedAtTime(cigGap("1", "pcp"), at(6))
+				return []gap.Gap{closed(c, cancelled), closed(contributionGap("1", opA, regBy, at(7), at(6), 200_000, ""), cancelled)}
 			}(),
 		},
 		{
@@ -227,19 +256,19 @@ func TestMergeOrderIndependent(t *testing.T) {
 		{
 			name:  "republished with the CIG closes the gap",
 			steps: []step{pub("p1", at(0)), pub("p2", at(10), lots(lot("1", "Z3B3885F48", 200_000)), publishedAt(at(0)))},
-			want: []gap.Gap{closed(cigGap("1", "pcp"), events.Resolution{
+			want: []gap.Gap{closed(withCIG(cigGap("1", "pcp"), "Z3B3885F48"), events.Resolution{
 				By: events.TypeCIGAssigned, At: at(10), CIG: "Z3B3885F48", EventSource: "test", EventID: "p2"})},
 		},
 		{
 			name:  "two cig_assigned: the earliest wins",
 			steps: []step{pub("p1", at(0)), assign("a2", "1", "918052266A", at(8)), assign("a1", "1", "B00012EADB", at(3))},
-			want: []gap.Gap{closed(cigGap("1", "pcp"), events.Resolution{
+			want: []gap.Gap{closed(withCIG(cigGap("1", "pcp"), "B00012EADB"), events.Resolution{
 				By: events.TypeCIGAssigned, At: at(3), CIG: "B00012EADB", EventSource: "test", EventID: "a1"})},
 		},
 		{
 			name:  "paid twice: the earliest wins",
 			steps: []step{pub("p1", at(0), lots(lot("1", "918052266A", 200_000))), admit("b1", "1", opA, regBy, at(2)), paid("y2", "1", opA.FiscalCode, "FVOE-00099", at(9)), paid("y1", "1", opA.FiscalCode, "IUV-1", at(4))},
-			want: []gap.Gap{closed(contributionGap("1", opA, regBy, at(2), 200_000), events.Resolution{
+			want: []gap.Gap{closed(contributionGap("1", opA, regBy, at(2), at(0), 200_000, "918052266A"), events.Resolution{
 				By: events.TypeContributionPaid, At: at(4), Receipt: "IUV-1", EventSource: "test", EventID: "y1"})},
 		},
 		{
@@ -252,10 +281,10 @@ func TestMergeOrderIndependent(t *testing.T) {
 				assign("a1", "1", "Z3B3885F48", at(50)),
 			},
 			want: []gap.Gap{
-				closed(cigGap("1", "smartcig"), events.Resolution{By: events.TypeCIGAssigned, At: at(50), CIG: "Z3B3885F48", EventSource: "test", EventID: "a1"}),
+				closed(withCIG(cigGap("1", "smartcig"), "Z3B3885F48"), events.Resolution{By: events.TypeCIGAssigned, At: at(50), CIG: "Z3B3885F48", EventSource: "test", EventID: "a1"}),
 				cigGap("2", "pcp"),
-				contributionGap("2", opA, regBy, at(2), 600_000),
-				closed(contributionGap("2", opB, regBy, at(1), 600_000), events.Resolution{By: events.TypeContributionPaid, At: at(30), Receipt: "IUV-9", EventSource: "test", EventID: "y1"}),
+				contributionGap("2", opA, regBy, at(2), at(0), 600_000, ""),
+				closed(contributionGap("2", opB, regBy, at(1), at(0), 600_000, ""), events.Resolution{By: events.TypeContributionPaid, At: at(30), Receipt: "IUV-9", EventSource: "test", EventID: "y1"}),
 			},
 		},
 	}
@@ -279,16 +308,16 @@ func TestMergeOrderIndependentBugs(t *testing.T) {
 			name: "admitted twice",
 			bug: "Tender.Admitted: a re-admission (second bid.admitted_with_reserve for the same bid) with an older event time " +
 				"arriving after a newer one does not lower AdmittedAt (the inner `at.Before(b.AdmittedAt)` is unreachable inside " +
-				"`!at.Before(b.AdmittedAt)`), so the gap's OpenedAt and ContributionCents (Owed at AdmittedAt) depend on arrival order",
+				"`!at.Before(b.AdmittedAt)`), so the gap's OpenedAt depends on arrival order",
 			steps: []step{pub("p1", at(0), lots(lot("1", "918052266A", 200_000))), admit("b1", "1", opA, regBy1, at(2)), admit("b2", "1", opA, regBy2, at(30))},
-			want:  []gap.Gap{contributionGap("1", opA, regBy2, at(2), 200_000)},
+			want:  []gap.Gap{contributionGap("1", opA, regBy2, at(2), at(0), 200_000, "918052266A")},
 		},
 		{
 			name: "republished with another base amount",
 			bug: "Tender.Published overwrites Lot.BaseAmountCents from every tender.published, even one older than PublishedRef, " +
 				"so the contribution owed follows the last publication to arrive, not the newest",
 			steps: []step{pub("p1", at(0), lots(lot("1", "918052266A", 200_000))), pub("p2", at(10), lots(lot("1", "918052266A", 600_000))), admit("b1", "1", opA, regBy1, at(20))},
-			want:  []gap.Gap{contributionGap("1", opA, regBy1, at(20), 600_000)},
+			want:  []gap.Gap{contributionGap("1", opA, regBy1, at(20), at(10), 600_000, "918052266A")},
 		},
 		{
 			name: "cig_assigned timed before the publication without CIG",
@@ -296,7 +325,7 @@ func TestMergeOrderIndependentBugs(t *testing.T) {
 				"MissingAtPublication only if the publication arrives first, so Gaps returns a closed CIG gap in one order and none in the other",
 			steps: []step{pub("p1", at(5)), assign("a1", "1", "B00012EADB", at(1))},
 			// Fixed: in both orders a closed gap, which is never stored.
-			want: []gap.Gap{openedAt(closed(cigGap("1", "pcp"), events.Resolution{
+			want: []gap.Gap{publishedAtTime(closed(withCIG(cigGap("1", "pcp"), "B00012EADB"), events.Resolution{
 				By: events.TypeCIGAssigned, At: at(1), CIG: "B00012EADB", EventSource: "test", EventID: "a1"}), at(5))},
 		},
 		{
@@ -305,7 +334,7 @@ func TestMergeOrderIndependentBugs(t *testing.T) {
 				"one that carried the CIG leaves a closed CIG gap that the other order does not produce",
 			steps: []step{pub("p1", at(0), lots(lot("1", "918052266A", 200_000))), pub("p2", at(5))},
 			// Fixed: in both orders a closed gap, which is never stored.
-			want: []gap.Gap{openedAt(closed(cigGap("1", "pcp"), events.Resolution{
+			want: []gap.Gap{publishedAtTime(closed(withCIG(cigGap("1", "pcp"), "918052266A"), events.Resolution{
 				By: events.TypeCIGAssigned, At: at(0), CIG: "918052266A", EventSource: "test", EventID: "p1"}), at(5))},
 		},
 		{
@@ -314,7 +343,7 @@ func TestMergeOrderIndependentBugs(t *testing.T) {
 				"earliest, so the resolution (CIG, time, event id) depends on arrival order when a republication carries a CIG " +
 				"and a later cig_assigned another",
 			steps: []step{pub("p0", at(0)), pub("p1", at(1), lots(lot("1", "918052266A", 200_000)), publishedAt(at(0))), assign("a1", "1", "B00012EADB", at(2))},
-			want: []gap.Gap{closed(cigGap("1", "pcp"), events.Resolution{
+			want: []gap.Gap{closed(withCIG(cigGap("1", "pcp"), "918052266A"), events.Resolution{
 				By: events.TypeCIGAssigned, At: at(1), CIG: "918052266A", EventSource: "test", EventID: "p1"})},
 		},
 		{
@@ -473,30 +502,57 @@ func TestContributionAmount(t *testing.T) {
 		base int64
 		at   time.Time
 	}
+	fake := contribution.Amount{Cents: 3300, Table: "fake", Known: true}
 	tests := []struct {
 		name      string
 		steps     []step
 		withOwed  bool
-		want      int64
+		want      contribution.Amount
 		wantCalls []call
 	}{
 		{
-			name:      "uses Owed with the lot's base and the admission time",
-			steps:     []step{pub("p1", at(0), lots(lot("1", "918052266A", 300_000))), admit("b1", "1", opA, time.Time{}, at(2))},
+			name:      "uses Owed with the lot's base and the publication time, not the admission's",
+			steps:     []step{pub("p1", at(0), lots(lot("1", "918052266A", 300_000))), admit("b1", "1", opA, time.Time{}, at(30))},
 			withOwed:  true,
-			want:      3300,
-			wantCalls: []call{{300_000_00, at(2)}},
+			want:      fake,
+			wantCalls: []call{{300_000_00, at(0)}},
 		},
 		{
-			name:  "no Owed: zero",
+			name:      "admitted before the publication: still the publication time",
+			steps:     []step{admit("b1", "1", opA, time.Time{}, at(-30)), pub("p1", at(0), lots(lot("1", "918052266A", 300_000)))},
+			withOwed:  true,
+			want:      fake,
+			wantCalls: []call{{300_000_00, at(0)}},
+		},
+		{
+			name: "a newer republication keeps the published_at it carries",
+			steps: []step{
+				pub("p1", at(0), lots(lot("1", "918052266A", 300_000))),
+				pub("p2", at(20), lots(lot("1", "918052266A", 300_000)), publishedAt(at(0))),
+				admit("b1", "1", opA, time.Time{}, at(30)),
+			},
+			withOwed:  true,
+			want:      fake,
+			wantCalls: []call{{300_000_00, at(0)}},
+		},
+		{
+			name:  "no Owed: not known",
 			steps: []step{pub("p1", at(0), lots(lot("1", "918052266A", 300_000))), admit("b1", "1", opA, time.Time{}, at(2))},
-			want:  0,
 		},
 		{
-			name:     "lot unknown: zero, Owed not asked",
+			name:     "lot unknown: not known, Owed not asked",
 			steps:    []step{admit("b1", "9", opA, time.Time{}, at(2))},
 			withOwed: true,
-			want:     0,
+		},
+		{
+			name:     "lot known only from cig_assigned: not known, Owed not asked",
+			steps:    []step{assign("a1", "1", "B00012EADB", at(1)), admit("b1", "1", opA, time.Time{}, at(2))},
+			withOwed: true,
+		},
+		{
+			name:     "published without published_at: not known, Owed not asked",
+			steps:    []step{pub("p1", at(0), lots(lot("1", "918052266A", 300_000)), publishedAt(time.Time{})), admit("b1", "1", opA, time.Time{}, at(2))},
+			withOwed: true,
 		},
 	}
 	for _, tt := range tests {
@@ -504,36 +560,50 @@ func TestContributionAmount(t *testing.T) {
 			var calls []call
 			s := Services{Contribution: "payments"}
 			if tt.withOwed {
-				s.Owed = func(base int64, when time.Time) int64 {
+				s.Owed = func(base int64, when time.Time) contribution.Amount {
 					calls = append(calls, call{base, when})
-					if base == 300_000_00 && when.Equal(at(2)) {
-						return 3300
+					if base == 300_000_00 && when.Equal(at(0)) {
+						return fake
 					}
-					return -1
+					return contribution.Amount{Cents: -1, Table: "wrong", Known: true}
 				}
 			}
 			tn := &Tender{TenderID: tenderID}
 			for _, st := range tt.steps {
 				st.apply(tn)
 			}
-			gs := tn.Gaps(s)
-			var c *gap.Gap
-			for i := range gs {
-				if gs[i].Kind == events.KindContribution {
-					c = &gs[i]
-				}
+			c := contributionOf(t, tn.Gaps(s))
+			got := contribution.Amount{Cents: c.ContributionCents, Table: c.ContributionTable, Known: c.ContributionKnown, Exempt: c.Exempt}
+			if got != tt.want {
+				t.Errorf("amount = %+v, want %+v", got, tt.want)
 			}
-			if c == nil {
-				t.Fatalf("no contribution gap in %s", dump(gs))
-			}
-			if c.ContributionCents != tt.want {
-				t.Errorf("ContributionCents = %d, want %d", c.ContributionCents, tt.want)
+			if !c.Open || c.Resolution != nil {
+				t.Errorf("gap closed: %s", dump([]gap.Gap{*c}))
 			}
 			if !reflect.DeepEqual(calls, tt.wantCalls) {
 				t.Errorf("Owed calls = %v, want %v", calls, tt.wantCalls)
 			}
 		})
 	}
+}
+
+// contributionOf returns the only contribution gap in gs.
+func contributionOf(t *testing.T, gs []gap.Gap) *gap.Gap {
+	t.Helper()
+	var c *gap.Gap
+	for i := range gs {
+		if gs[i].Kind != events.KindContribution {
+			continue
+		}
+		if c != nil {
+			t.Fatalf("two contribution gaps in %s", dump(gs))
+		}
+		c = &gs[i]
+	}
+	if c == nil {
+		t.Fatalf("no contribution gap in %s", dump(gs))
+	}
+	return c
 }
 
 func TestGapsSkipsWhatIsNotAGap(t *testing.T) {
@@ -553,9 +623,4 @@ func TestGapsSkipsWhatIsNotAGap(t *testing.T) {
 			}
 		})
 	}
-}
-
-func openedAt(g gap.Gap, t time.Time) gap.Gap {
-	g.OpenedAt = t
-	return g
 }

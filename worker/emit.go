@@ -38,7 +38,10 @@ func (w *Worker) reminderMsg(g *gap.Gap, svc *outage.Service, a gap.Action, now 
 	id := g.Identity()
 	switch a.Type {
 	case gap.ActRemind, gap.ActEscalate:
-		r := w.reminder(g, svc, a, now)
+		r, err := w.reminder(g, svc, a, now)
+		if err != nil {
+			return outMsg{}, err
+		}
 		typ, data = events.TypeReminderCIG, r
 		if g.Kind == events.KindContribution {
 			typ = events.TypeReminderContribution
@@ -50,13 +53,18 @@ func (w *Worker) reminderMsg(g *gap.Gap, svc *outage.Service, a gap.Action, now 
 		r.ReminderID = gap.ReminderID(id, typ, seq)
 	case gap.ActResolved:
 		typ = events.TypeReminderResolved
+		text, err := w.resolvedText(g)
+		if err != nil {
+			return outMsg{}, err
+		}
 		res := &events.Resolved{
 			ReminderID: gap.ReminderID(id, typ, 1), Kind: g.Kind, TenderID: g.TenderID, LotID: g.LotID,
 			OperatorFiscalCode: g.OperatorFiscalCode(), Recipient: g.Recipient(), CC: g.CC(),
-			RemindersSent: g.Sequence, Message: resolvedMessage(g),
+			RemindersSent: g.Sequence, Message: text,
 		}
 		if g.Resolution != nil {
 			res.Resolution = *g.Resolution
+			res.CIGUnverified = unverified(g.Resolution.CIG)
 		}
 		data = res
 	default:
@@ -111,18 +119,27 @@ func reminderIDOf(data any) string {
 		return d.ReminderID
 	case *events.Resolved:
 		return d.ReminderID
+	case *events.Advice:
+		return d.AdviceID
 	}
 	return ""
 }
 
 // reminder builds the data of a reminder or escalation.
-func (w *Worker) reminder(g *gap.Gap, svc *outage.Service, a gap.Action, now time.Time) *events.Reminder {
+func (w *Worker) reminder(g *gap.Gap, svc *outage.Service, a gap.Action, now time.Time) (*events.Reminder, error) {
 	r := &events.Reminder{
-		Kind: g.Kind, TenderID: g.TenderID, TenderTitle: g.Title, LotID: g.LotID,
+		Kind: g.Kind, TenderID: g.TenderID, TenderTitle: g.Title, LotID: g.LotID, CIG: g.CIG,
 		OperatorFiscalCode: g.OperatorFiscalCode(), Operator: g.Operator,
 		Recipient: g.Recipient(), CC: g.CC(), Sequence: a.Sequence,
 		Service: g.Service, ServiceUp: svc.Up(), ServiceUpSince: svc.UpSince(),
-		Deadline: g.Deadline, ContributionCents: g.ContributionCents, GapOpenedAt: g.OpenedAt,
+		Deadline: g.Deadline, GapOpenedAt: g.OpenedAt,
+	}
+	if g.Authority != (events.Authority{}) {
+		auth := g.Authority
+		r.Authority = &auth
+	}
+	if g.Kind == events.KindContribution && g.ContributionKnown {
+		r.ContributionCents, r.ContributionTable = g.ContributionCents, g.ContributionTable
 	}
 	if o, ok := svc.LastOutage(); ok {
 		r.Outage = &o
@@ -133,11 +150,19 @@ func (w *Worker) reminder(g *gap.Gap, svc *outage.Service, a gap.Action, now tim
 		if g.RUP.Email == "" { // the tender is not known yet: tell whoever we can
 			r.Recipient = g.Recipient()
 		}
-		r.Message = escalationMessage(g, svc, now)
-	} else {
-		r.Message = reminderMessage(g, a.Sequence)
+		msg, err := w.escalationText(g, svc, now)
+		if err != nil {
+			return nil, err
+		}
+		r.Message = msg
+		return r, nil
 	}
-	return r
+	msg, err := w.reminderText(g, svc, a.Sequence)
+	if err != nil {
+		return nil, err
+	}
+	r.Message = msg
+	return r, nil
 }
 
 // publishEvent wraps data in a CloudEvents envelope and publishes it with

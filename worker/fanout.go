@@ -15,10 +15,11 @@ import (
 )
 
 // restorationPass reminds every gap that waits for service, once the service
-// has stayed up for settle. Pass 1 runs at the end of the settle window;
-// pass 2 runs SweepGrace later to catch gaps that were being written while
-// pass 1 listed them. Gaps already reminded are left alone, so a pass that
-// is redelivered after a crash resumes where it stopped.
+// has stayed up for settle, then looks for tenders whose offer period the
+// outage overlapped (art. 25 advice). Pass 1 runs at the end of the settle
+// window; pass 2 runs SweepGrace later to catch gaps that were being written
+// while pass 1 listed them. Gaps already reminded are left alone, so a pass
+// that is redelivered after a crash resumes where it stopped.
 func (w *Worker) restorationPass(ctx context.Context, msg jetstream.Msg, service string, n int) error {
 	svc, _, err := w.loadService(ctx, service)
 	if err != nil {
@@ -35,33 +36,74 @@ func (w *Worker) restorationPass(ctx context.Context, msg jetstream.Msg, service
 		return w.schedule(ctx, passKey(service, n), ready)
 	}
 	start := time.Now()
-	// The gaps are read in batches from the bucket's stream (the last
-	// value of each key), so memory stays bounded however many there are.
-	cons, err := w.js.OrderedConsumer(ctx, "KV_"+BucketState, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{"$KV." + BucketState + "." + gap.ServicePrefix(service)},
-		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
-	})
-	if err != nil {
-		return fmt.Errorf("list gaps of %s: %w", service, err)
-	}
-	info, err := cons.Info(ctx)
-	if err != nil {
-		return fmt.Errorf("list gaps of %s: %w", service, err)
-	}
 	var (
 		wg       sync.WaitGroup
 		sem      = make(chan struct{}, w.opts.FanOut)
 		firstErr atomic.Pointer[error]
 		count    atomic.Int64
-		lastBeat = time.Now()
-		pending  = info.NumPending
-		kvPrefix = "$KV." + BucketState + "."
-		empty    int
 	)
-	for pending > 0 && firstErr.Load() == nil {
+	err = w.scanState(ctx, msg, gap.ServicePrefix(service), func(key string, data []byte, rev uint64) error {
+		if errp := firstErr.Load(); errp != nil {
+			return *errp
+		}
+		var g gap.Gap
+		if err := json.Unmarshal(data, &g); err != nil {
+			w.log.Error().Err(err).Str("gap", key).Msg("gap record undecodable: skipped")
+			return nil
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := w.syncGapFrom(ctx, key, nil, 0, svc, &g, rev); err != nil {
+				firstErr.CompareAndSwap(nil, &err)
+				return
+			}
+			count.Add(1)
+		}()
+		return nil
+	})
+	wg.Wait()
+	if errp := firstErr.Load(); errp != nil {
+		err = *errp
+	}
+	if err != nil {
+		return fmt.Errorf("restoration pass %d of %s: %w", n, service, err)
+	}
+	advised, err := w.adviseAll(ctx, msg)
+	if err != nil {
+		return fmt.Errorf("restoration pass %d of %s: %w", n, service, err)
+	}
+	w.log.Info().Str("service", service).Int("pass", n).Int64("gaps", count.Load()).Int("advices", advised).
+		Dur("took", time.Since(start)).Time("up_since", svc.UpSince()).Msg("restoration pass done")
+	if n == 1 {
+		return w.schedule(ctx, passKey(service, 2), now.Add(w.opts.SweepGrace))
+	}
+	return nil
+}
+
+// scanState calls fn with the latest value of every key of the state
+// bucket that matches filter, read in batches from the bucket's stream, so
+// memory stays bounded however many there are. Deleted keys are skipped.
+// msg, the message that asked for the scan, is kept in progress.
+func (w *Worker) scanState(ctx context.Context, msg jetstream.Msg, filter string, fn func(key string, data []byte, rev uint64) error) error {
+	kvPrefix := "$KV." + BucketState + "."
+	cons, err := w.js.OrderedConsumer(ctx, "KV_"+BucketState, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{kvPrefix + filter},
+		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
+	})
+	if err != nil {
+		return fmt.Errorf("list %s: %w", filter, err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("list %s: %w", filter, err)
+	}
+	pending, lastBeat, empty := info.NumPending, time.Now(), 0
+	for pending > 0 {
 		batch, err := cons.FetchNoWait(w.opts.FanOut * 2)
 		if err != nil {
-			return fmt.Errorf("list gaps of %s: %w", service, err)
+			return fmt.Errorf("list %s: %w", filter, err)
 		}
 		got := 0
 		for m := range batch.Messages() {
@@ -73,28 +115,16 @@ func (w *Worker) restorationPass(ctx context.Context, msg jetstream.Msg, service
 			if op := m.Headers().Get("KV-Operation"); op == "DEL" || op == "PURGE" {
 				continue
 			}
-			var g gap.Gap
-			if err := json.Unmarshal(m.Data(), &g); err != nil {
-				w.log.Error().Err(err).Str("gap", m.Subject()).Msg("gap record undecodable: skipped")
-				continue
-			}
 			if time.Since(lastBeat) > w.opts.AckWait/3 {
 				_ = msg.InProgress()
 				lastBeat = time.Now()
 			}
-			sem <- struct{}{}
-			wg.Add(1)
-			go func(key string, g *gap.Gap, rev uint64) {
-				defer func() { <-sem; wg.Done() }()
-				if err := w.syncGapFrom(ctx, key, nil, 0, svc, g, rev); err != nil {
-					firstErr.CompareAndSwap(nil, &err)
-					return
-				}
-				count.Add(1)
-			}(strings.TrimPrefix(m.Subject(), kvPrefix), &g, rev)
+			if err := fn(strings.TrimPrefix(m.Subject(), kvPrefix), m.Data(), rev); err != nil {
+				return err
+			}
 		}
 		if err := batch.Error(); err != nil {
-			return fmt.Errorf("list gaps of %s: %w", service, err)
+			return fmt.Errorf("list %s: %w", filter, err)
 		}
 		if got == 0 {
 			if empty++; empty > 20 {
@@ -104,15 +134,6 @@ func (w *Worker) restorationPass(ctx context.Context, msg jetstream.Msg, service
 			continue
 		}
 		empty = 0
-	}
-	wg.Wait()
-	if errp := firstErr.Load(); errp != nil {
-		return fmt.Errorf("restoration pass %d of %s: %w", n, service, *errp)
-	}
-	w.log.Info().Str("service", service).Int("pass", n).Int64("gaps", count.Load()).
-		Dur("took", time.Since(start)).Time("up_since", svc.UpSince()).Msg("restoration pass done")
-	if n == 1 {
-		return w.schedule(ctx, passKey(service, 2), now.Add(w.opts.SweepGrace))
 	}
 	return nil
 }

@@ -21,13 +21,23 @@ func (w *Worker) apply(ctx context.Context, ev *events.Event) error {
 	case *events.PortalChange:
 		return w.portalChange(ctx, ev, p)
 	case *events.TenderPublished:
+		for _, warning := range tender.Warnings(p, w.opts.DefaultCIGService) {
+			w.metrics.tenderWarning()
+			w.log.Warn().Str("tender_id", p.TenderID).Str("event_id", ev.ID).Msg("tender looks unusual: " + warning)
+		}
+		for _, l := range p.Lots {
+			w.checkUnverified(p.TenderID, l.LotID, l.CIG)
+		}
 		return w.tenderChange(ctx, ev, p.TenderID, nil, func(t *tender.Tender) {
 			t.Published(ev, p, w.opts.DefaultCIGService, validCIG)
 		})
 	case *events.CIGAssigned:
-		// Decode has already checked the CIG's check digits.
+		// Decode has already normalised the CIG and checked its check
+		// digits. The lot's CIG gap closes, and its bidders' contribution
+		// gaps can now be reminded: the CIG identifies their payment.
+		w.checkUnverified(p.TenderID, p.LotID, p.CIG)
 		return w.tenderChange(ctx, ev, p.TenderID, func(g *gap.Gap) bool {
-			return g.Kind == events.KindCIG && g.LotID == p.LotID
+			return g.LotID == p.LotID
 		}, func(t *tender.Tender) { t.CIGAssigned(ev, p) })
 	case *events.TenderCancelled:
 		return w.tenderChange(ctx, ev, p.TenderID, nil, func(t *tender.Tender) { t.Cancel(ev, p) })
@@ -61,7 +71,10 @@ func (w *Worker) tenderChange(ctx context.Context, ev *events.Event, tenderID st
 	// without being read first.
 	absent := created
 	if len(todo) == 1 {
-		return w.syncGapNew(ctx, todo[0].Key, &todo[0], rev, absent)
+		if err := w.syncGapNew(ctx, todo[0].Key, &todo[0], rev, absent); err != nil {
+			return err
+		}
+		return w.advise(ctx, t)
 	}
 	// Gaps are independent records: bring them in line concurrently.
 	var (
@@ -89,11 +102,20 @@ func (w *Worker) tenderChange(ctx context.Context, ev *events.Event, tenderID st
 		return firstErr
 	}
 	w.logEvent(zerolog.DebugLevel, ev).Int("gaps", len(todo)).Msg("event applied")
-	return nil
+	return w.advise(ctx, t)
 }
 
 func (w *Worker) tenderServices() tender.Services {
-	return tender.Services{Contribution: w.opts.ContributionService, Owed: w.opts.Owed}
+	return tender.Services{Contribution: w.opts.ContributionService, Owed: w.opts.Contribution.Owed}
+}
+
+// checkUnverified warns about a CIG accepted on its format alone.
+func (w *Worker) checkUnverified(tenderID, lotID, code string) {
+	if unverified(code) {
+		w.metrics.cigUnverified()
+		w.log.Warn().Str("tender_id", tenderID).Str("lot_id", lotID).Str("cig", code).
+			Msg("CIG accepted without checking its check digit: ANAC publishes none for the V and W families")
+	}
 }
 
 // portalChange records a service going down or up and, once it is up,

@@ -152,6 +152,7 @@ type out struct {
 	Reminder *events.Reminder
 	Resolved *events.Resolved
 	Dead     *events.DeadLetter
+	Advice   *events.Advice
 	At       time.Time
 }
 
@@ -163,6 +164,8 @@ func (o out) String() string {
 		return fmt.Sprintf("%s %s/%s/%s by=%s", o.Env.Type, o.Resolved.TenderID, o.Resolved.LotID, o.Resolved.OperatorFiscalCode, o.Resolved.Resolution.By)
 	case o.Dead != nil:
 		return fmt.Sprintf("deadletter %s %s", o.Dead.Reason, o.Dead.Error)
+	case o.Advice != nil:
+		return fmt.Sprintf("%s %s overlap=%ds proposed=%s", o.Env.Type, o.Advice.TenderID, o.Advice.OverlapSeconds, o.Advice.ProposedDeadline.Format(time.RFC3339))
 	}
 	return o.Subject
 }
@@ -200,6 +203,9 @@ func (b *bus) collect() *collector {
 		case events.TypeDeadLetter:
 			o.Dead = &events.DeadLetter{}
 			_ = json.Unmarshal(o.Env.Data, o.Dead)
+		case events.TypeAdviceExtension:
+			o.Advice = &events.Advice{}
+			_ = json.Unmarshal(o.Env.Data, o.Advice)
 		default:
 			o.Reminder = &events.Reminder{}
 			_ = json.Unmarshal(o.Env.Data, o.Reminder)

@@ -4,121 +4,89 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/promemoria/promemoria/advice"
+	"github.com/promemoria/promemoria/cig"
 	"github.com/promemoria/promemoria/events"
 	"github.com/promemoria/promemoria/gap"
+	"github.com/promemoria/promemoria/message"
 	"github.com/promemoria/promemoria/outage"
 )
 
-// rome is where the deadlines are read; if the time zone database is
-// missing the messages fall back to UTC.
-var rome = func() *time.Location {
-	if l, err := time.LoadLocation("Europe/Rome"); err == nil {
-		return l
-	}
-	return time.UTC
-}()
+// This file turns gaps into the data of the message templates; the words
+// themselves are in package message.
 
-func fmtTime(t time.Time) string {
-	if t.IsZero() {
-		return "-"
-	}
-	return t.In(rome).Format("02/01/2006 15:04")
-}
-
-func euro(cents int64) string { return fmt.Sprintf("%d,%02d €", cents/100, cents%100) }
-
-func reminderMessage(g *gap.Gap, seq int) events.Message {
-	nth := ""
-	if seq > 1 {
-		nth = fmt.Sprintf(" (sollecito n. %d)", seq)
-	}
-	nthEN := ""
-	if seq > 1 {
-		nthEN = fmt.Sprintf(" (reminder no. %d)", seq)
-	}
-	switch g.Kind {
-	case events.KindCIG:
-		return events.Message{
-			IT: fmt.Sprintf("Gentile %s, il servizio ANAC %s è di nuovo disponibile: acquisisca il CIG del lotto %s della gara %s%s, pubblicata con CIG \"in fase di acquisizione\", e integri la pubblicazione trasmettendo i dati ad ANAC%s. Termine offerte: %s.",
-				g.RUP.Name, g.Service, g.LotID, g.TenderID, quotedTitle(g), nth, fmtTime(g.Deadline)),
-			EN: fmt.Sprintf("Dear %s, the ANAC service %s is available again: acquire the CIG of lot %s of tender %s%s, published with the CIG \"being acquired\", and complete the publication by sending its data to ANAC%s. Offer deadline: %s.",
-				g.RUP.Name, g.Service, g.LotID, g.TenderID, quotedTitle(g), nthEN, fmtTime(g.Deadline)),
-		}
-	default:
-		amount, amountEN := "", ""
-		if g.ContributionCents > 0 {
-			amount = " di " + euro(g.ContributionCents)
-			amountEN = " of " + euro(g.ContributionCents)
-		}
-		by, byEN := "", ""
-		if !g.Deadline.IsZero() {
-			by = " entro il " + fmtTime(g.Deadline)
-			byEN = " by " + fmtTime(g.Deadline)
-		}
-		name := ""
-		if g.Operator != nil {
-			name = g.Operator.Name
-		}
-		return events.Message{
-			IT: fmt.Sprintf("Gentile %s, la piattaforma dei pagamenti ANAC (%s) è di nuovo disponibile: regolarizzi il pagamento del contributo ANAC%s per il lotto %s della gara %s%s, a cui è stato ammesso con riserva%s%s. Conservi la ricevuta pagoPA.",
-				name, g.Service, amount, g.LotID, g.TenderID, quotedTitle(g), by, nth),
-			EN: fmt.Sprintf("Dear %s, the ANAC payments platform (%s) is available again: pay the ANAC contribution%s for lot %s of tender %s%s, to which you were admitted with reserve%s%s. Keep the pagoPA receipt.",
-				name, g.Service, amountEN, g.LotID, g.TenderID, quotedTitle(g), byEN, nthEN),
-		}
+func messageGap(g *gap.Gap) message.Gap {
+	return message.Gap{
+		Tender: message.Tender{
+			ID: g.TenderID, Title: g.Title, Authority: g.Authority.Name, RUP: g.RUP, PublishedAt: g.PublishedAt,
+		},
+		Kind: g.Kind, LotID: g.LotID, CIG: g.CIG, Operator: g.Operator, Service: g.Service, Deadline: g.Deadline,
+		AmountCents: g.ContributionCents, AmountKnown: g.ContributionKnown, ContributionTable: g.ContributionTable,
 	}
 }
 
-func escalationMessage(g *gap.Gap, svc *outage.Service, now time.Time) events.Message {
-	what, whatEN := fmt.Sprintf("il CIG del lotto %s", g.LotID), fmt.Sprintf("the CIG of lot %s", g.LotID)
+// restoredAt returns when svc came back from an outage that the gap lived
+// through; zero if the gap opened while the service was up (or it was
+// never down), so that no text says "available again" when it was not.
+func restoredAt(g *gap.Gap, svc *outage.Service) time.Time {
+	o, ok := svc.LastOutage()
+	if !ok || o.To.IsZero() || !svc.Up() || !o.To.After(g.OpenedAt) {
+		return time.Time{}
+	}
+	return o.To
+}
+
+func (w *Worker) reminderText(g *gap.Gap, svc *outage.Service, seq int) (events.Message, error) {
+	kind := message.KindReminderCIG
 	if g.Kind == events.KindContribution {
-		op := g.OperatorFiscalCode()
-		if g.Operator != nil && g.Operator.Name != "" {
-			op = g.Operator.Name + " (" + op + ")"
-		}
-		what = fmt.Sprintf("il contributo ANAC dell'operatore %s ammesso con riserva al lotto %s", op, g.LotID)
-		whatEN = fmt.Sprintf("the ANAC contribution of operator %s, admitted with reserve to lot %s,", op, g.LotID)
+		kind = message.KindReminderContribution
 	}
-	when, whenEN := "scade il "+fmtTime(g.Deadline), "falls on "+fmtTime(g.Deadline)
-	if !now.Before(g.Deadline) {
-		when, whenEN = "è scaduto il "+fmtTime(g.Deadline), "passed on "+fmtTime(g.Deadline)
-	}
-	down, downEN := "", ""
-	if !svc.Up() {
-		down = fmt.Sprintf(" Il servizio ANAC %s è ancora non disponibile: valuti la sospensione o la proroga del termine (art. 25, c. 2, d.lgs. 36/2023).", g.Service)
-		downEN = fmt.Sprintf(" The ANAC service %s is still unavailable: consider suspending or extending the term (art. 25(2) Legislative Decree 36/2023).", g.Service)
-	}
-	return events.Message{
-		IT: fmt.Sprintf("Attenzione: per la gara %s%s manca ancora %s e il termine %s.%s", g.TenderID, quotedTitle(g), what, when, down),
-		EN: fmt.Sprintf("Warning: for tender %s%s, %s is still missing and the term %s.%s", g.TenderID, quotedTitle(g), whatEN, whenEN, downEN),
-	}
+	return w.opts.Texts.Render(kind, message.Reminder{
+		Gap: messageGap(g), Sequence: seq, Restored: restoredAt(g, svc), Notice: svc.Notice(),
+	})
 }
 
-func resolvedMessage(g *gap.Gap) events.Message {
-	how, howEN := "risolto", "resolved"
-	if r := g.Resolution; r != nil {
-		switch r.By {
-		case events.TypeCIGAssigned:
-			how, howEN = "CIG "+r.CIG+" acquisito", "CIG "+r.CIG+" assigned"
-		case events.TypeContributionPaid:
-			how, howEN = "contributo pagato, ricevuta "+r.Receipt, "contribution paid, receipt "+r.Receipt
-		case events.TypeTenderCancelled:
-			how, howEN = "gara annullata", "tender cancelled"
-		}
+func (w *Worker) escalationText(g *gap.Gap, svc *outage.Service, now time.Time) (events.Message, error) {
+	e := message.Escalation{
+		Gap: messageGap(g), Now: now, Passed: !now.Before(g.Deadline), RemindersSent: g.Sequence,
+		ServiceDown: !svc.Up(), DownSince: svc.DownSince(), WaitingForCIG: g.NeedsCIG(),
+		LegalBasis: advice.LegalBasis(g.PublishedAt),
 	}
-	subject, subjectEN := "CIG del lotto "+g.LotID, "CIG of lot "+g.LotID
-	if g.Kind == events.KindContribution {
-		subject = fmt.Sprintf("contributo ANAC di %s per il lotto %s", g.OperatorFiscalCode(), g.LotID)
-		subjectEN = fmt.Sprintf("ANAC contribution of %s for lot %s", g.OperatorFiscalCode(), g.LotID)
+	if e.ServiceDown {
+		e.Notice = svc.Notice()
 	}
-	return events.Message{
-		IT: fmt.Sprintf("Gara %s%s: %s regolarizzato (%s). Nessun altro sollecito sarà inviato.", g.TenderID, quotedTitle(g), subject, how),
-		EN: fmt.Sprintf("Tender %s%s: %s regularised (%s). No further reminders will be sent.", g.TenderID, quotedTitle(g), subjectEN, howEN),
-	}
+	return w.opts.Texts.Render(message.KindEscalation, e)
 }
 
-func quotedTitle(g *gap.Gap) string {
-	if g.Title == "" {
-		return ""
+func (w *Worker) resolvedText(g *gap.Gap) (events.Message, error) {
+	r := message.Resolved{Gap: messageGap(g), RemindersSent: g.Sequence}
+	if g.Resolution != nil {
+		r.Resolution = *g.Resolution
+		r.CIGUnverified = unverified(g.Resolution.CIG)
 	}
-	return " (\"" + g.Title + "\")"
+	return w.opts.Texts.Render(message.KindResolved, r)
+}
+
+func (w *Worker) adviceText(a *advice.Advice, t message.Tender) (events.Message, error) {
+	outs := make([]message.Outage, len(a.Outages))
+	for i, o := range a.Outages {
+		outs[i] = message.Outage{Service: o.Service, From: o.From, To: o.To}
+	}
+	m, err := w.opts.Texts.Render(message.KindAdvice, message.Advice{
+		Tender: t, Deadline: a.Deadline, Proposed: a.Proposed, Overlap: a.Overlap, Outages: outs, LegalBasis: a.LegalBasis,
+	})
+	if err != nil {
+		return m, fmt.Errorf("advice %s: %w", a.ID, err)
+	}
+	return m, nil
+}
+
+// unverified reports whether code is a CIG of a family whose check digit
+// ANAC does not publish.
+func unverified(code string) bool {
+	if code == "" {
+		return false
+	}
+	k, err := cig.Validate(code)
+	return err == nil && k == cig.KindUnverified
 }

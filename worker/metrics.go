@@ -22,6 +22,10 @@ type Metrics struct {
 	redelivered  prometheus.Counter
 	duplicatesC  prometheus.Counter
 	casConflictC prometheus.Counter
+	exemptC      prometheus.Counter
+	unverifiedC  prometheus.Counter
+	advicesC     prometheus.Counter
+	warningsC    prometheus.Counter
 
 	redeliveries atomic.Int64
 	duplicates   atomic.Int64
@@ -33,6 +37,9 @@ type Metrics struct {
 	emitted      atomic.Int64
 	deadLettered atomic.Int64
 	eventsAcked  atomic.Int64
+	exempt       atomic.Int64
+	unverified   atomic.Int64
+	advices      atomic.Int64
 }
 
 func newMetrics() *Metrics {
@@ -53,7 +60,12 @@ func newMetrics() *Metrics {
 	m.redelivered = prometheus.NewCounter(prometheus.CounterOpts{Name: "promemoria_redeliveries_total", Help: "Messages received more than once."})
 	m.duplicatesC = prometheus.NewCounter(prometheus.CounterOpts{Name: "promemoria_duplicate_events_total", Help: "Events skipped because their source+id was already processed."})
 	m.casConflictC = prometheus.NewCounter(prometheus.CounterOpts{Name: "promemoria_cas_conflicts_total", Help: "Compare-and-set conflicts retried."})
-	m.Registry.MustRegister(m.consumed, m.deadLetters, m.reminders, m.latency, m.redelivered, m.duplicatesC, m.casConflictC)
+	m.exemptC = prometheus.NewCounter(prometheus.CounterOpts{Name: "promemoria_contribution_exempt_total", Help: "Bids admitted with reserve on lots below the contribution threshold: no contribution gap."})
+	m.unverifiedC = prometheus.NewCounter(prometheus.CounterOpts{Name: "promemoria_cig_unverified_total", Help: "CIGs accepted on format alone (V and W families: no published check digit)."})
+	m.advicesC = prometheus.NewCounter(prometheus.CounterOpts{Name: "promemoria_advices_emitted_total", Help: "Art. 25 deadline-extension advices published."})
+	m.warningsC = prometheus.NewCounter(prometheus.CounterOpts{Name: "promemoria_tender_warnings_total", Help: "Tenders published with an unlikely CIG service for their amount or date (logged, not rejected)."})
+	m.Registry.MustRegister(m.consumed, m.deadLetters, m.reminders, m.latency, m.redelivered, m.duplicatesC, m.casConflictC,
+		m.exemptC, m.unverifiedC, m.advicesC, m.warningsC)
 	return m
 }
 
@@ -79,6 +91,9 @@ type Snapshot struct {
 	// EventsAcked counts input events settled for good: applied, skipped
 	// as duplicates or dead-lettered.
 	EventsAcked int64
+	// Exempt counts bids on exempt lots, CIGUnverified CIGs accepted on
+	// format alone, Advices the art. 25 advices published.
+	Exempt, CIGUnverified, Advices int64
 }
 
 // Snapshot returns the counters.
@@ -89,9 +104,14 @@ func (m *Metrics) Snapshot() Snapshot {
 		TimersSet: m.timersSet.Load(), TimersFired: m.timersFired.Load(),
 		Emitted: m.emitted.Load(), DeadLettered: m.deadLettered.Load(),
 		EventsAcked: m.eventsAcked.Load(),
+		Exempt:      m.exempt.Load(), CIGUnverified: m.unverified.Load(), Advices: m.advices.Load(),
 	}
 }
 
-func (m *Metrics) conflict()   { m.casConflicts.Add(1); m.casConflictC.Inc() }
-func (m *Metrics) duplicate()  { m.duplicates.Add(1); m.duplicatesC.Inc() }
-func (m *Metrics) redelivery() { m.redeliveries.Add(1); m.redelivered.Inc() }
+func (m *Metrics) conflict()      { m.casConflicts.Add(1); m.casConflictC.Inc() }
+func (m *Metrics) duplicate()     { m.duplicates.Add(1); m.duplicatesC.Inc() }
+func (m *Metrics) redelivery()    { m.redeliveries.Add(1); m.redelivered.Inc() }
+func (m *Metrics) exemptBid()     { m.exempt.Add(1); m.exemptC.Inc() }
+func (m *Metrics) cigUnverified() { m.unverified.Add(1); m.unverifiedC.Inc() }
+func (m *Metrics) advice()        { m.advices.Add(1); m.advicesC.Inc() }
+func (m *Metrics) tenderWarning() { m.warningsC.Inc() }

@@ -7,9 +7,11 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/promemoria/promemoria/calendar"
 	"github.com/promemoria/promemoria/contribution"
 	"github.com/promemoria/promemoria/events"
 	"github.com/promemoria/promemoria/gap"
+	"github.com/promemoria/promemoria/message"
 )
 
 // Options configure a Worker. Zero values take the documented defaults.
@@ -52,13 +54,25 @@ type Options struct {
 	OutputMaxAge time.Duration
 	// Replicas is the replication factor of streams and buckets (default 1).
 	Replicas int
-	// Owed returns the contribution owed for a lot (default: the
-	// documented table of package contribution).
-	Owed func(baseCents int64, at time.Time) int64
+	// Contribution is the contribution table (default: the documented
+	// schedules of package contribution).
+	Contribution *contribution.Table
+	// Calendar knows holidays and closure days (default: Italian national
+	// holidays in Europe/Rome). Office hours are Policy.Office.
+	Calendar *calendar.Calendar
+	// Texts writes the human texts (default: the embedded templates).
+	Texts *message.Texts
+	// BidderServices are the services bidders need during an offer period;
+	// their outages lead to an art. 25 advice (default payments, fvoe).
+	BidderServices []string
 	// Limits bound the input accepted.
 	Limits events.Limits
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// ToServer maps a time of Now's clock to the broker's clock, for the
+	// timers the broker fires (default: the identity). Only a clock that is
+	// not the wall clock (the demo's) needs it.
+	ToServer func(time.Time) time.Time
 	// Logger receives structured logs.
 	Logger zerolog.Logger
 	// Name names the worker in logs (default the host name).
@@ -80,8 +94,10 @@ func (o *Options) setDefaults() error {
 	if o.Subjects.Prefix == "" {
 		o.Subjects = events.Subjects{Prefix: events.DefaultPrefix}
 	}
-	if o.Policy == (gap.Policy{}) {
+	if o.Policy.Settle == 0 && o.Policy.RepeatInterval == 0 && o.Policy.EscalateBefore == 0 {
+		office := o.Policy.Office
 		o.Policy = gap.DefaultPolicy()
+		o.Policy.Office = office
 	}
 	if o.DefaultCIGService == "" {
 		o.DefaultCIGService = "pcp"
@@ -128,9 +144,34 @@ func (o *Options) setDefaults() error {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if o.Owed == nil {
-		table := contribution.DefaultTable()
-		o.Owed = func(base int64, at time.Time) int64 { v, _ := table.Owed(base, at); return v }
+	if o.ToServer == nil {
+		o.ToServer = func(t time.Time) time.Time { return t }
+	}
+	if o.Contribution == nil {
+		table, err := contribution.NewTable(contribution.DefaultSchedules())
+		if err != nil {
+			return fmt.Errorf("default contribution schedules: %w", err)
+		}
+		o.Contribution = &table
+	}
+	if o.Calendar == nil {
+		o.Calendar = o.Policy.Office.Cal
+	}
+	if o.Calendar == nil {
+		o.Calendar = calendar.New(nil)
+	}
+	if o.Policy.Office.Cal == nil {
+		o.Policy.Office.Cal = o.Calendar
+	}
+	if o.Texts == nil {
+		texts, err := message.Load("", o.Calendar.Location())
+		if err != nil {
+			return fmt.Errorf("embedded texts: %w", err)
+		}
+		o.Texts = texts
+	}
+	if len(o.BidderServices) == 0 {
+		o.BidderServices = []string{"payments", "fvoe"}
 	}
 	o.Limits.Now = o.Now
 	if o.Policy.RepeatInterval < time.Second {

@@ -45,6 +45,8 @@ type PendingFilter struct {
 	TenderID string
 	// Kind is cig or contribution.
 	Kind events.Kind
+	// All also lists closed records: resolved gaps and bids on exempt lots.
+	All bool
 }
 
 // The states of a pending gap, from the reminders' point of view.
@@ -58,7 +60,19 @@ const (
 	PendingDue = "due"
 	// PendingReminded: reminded at least once; the next one goes at next_due.
 	PendingReminded = "reminded"
+	// PendingWaitingCIG: a contribution gap whose service is ready but
+	// whose lot has no CIG yet: the bidder cannot pay without it.
+	PendingWaitingCIG = "waiting_cig"
+	// PendingResolved: closed (listed with All only).
+	PendingResolved = "resolved"
+	// PendingExempt: a bid on a lot below the contribution threshold; no
+	// gap was opened (listed with All only).
+	PendingExempt = "exempt"
 )
+
+// WaitingCIG is the entry of PendingGap.WaitingFor that stands for the
+// lot's CIG.
+const WaitingCIG = "cig"
 
 // PendingGap is one open gap as the operator sees it.
 type PendingGap struct {
@@ -85,7 +99,18 @@ type PendingGap struct {
 	// gaps may be reminded (up since + settle), zero while it is down.
 	ServiceUp bool      `json:"service_up"`
 	ReadyAt   time.Time `json:"ready_at,omitzero"`
-	// State is one of service_down, settling, due, reminded.
+	// CIG is the lot's CIG, when it has one.
+	CIG string `json:"cig,omitempty"`
+	// ContributionCents is the contribution owed (contribution gaps whose
+	// amount is known); ContributionTable names the schedule.
+	ContributionCents int64  `json:"contribution_cents,omitempty"`
+	ContributionTable string `json:"contribution_table,omitempty"`
+	// WaitingFor lists what the gap's reminders wait for: its service
+	// (while down or settling) and, for a contribution, "cig" while its lot
+	// has none. Empty when nothing stops them.
+	WaitingFor []string `json:"waiting_for,omitempty"`
+	// State is one of service_down, settling, waiting_cig, due, reminded,
+	// and, with All, resolved or exempt.
 	State string `json:"state"`
 }
 
@@ -109,7 +134,7 @@ func Pending(ctx context.Context, kv jetstream.KeyValue, f PendingFilter, settle
 	for _, g := range gaps {
 		// The key filter already selected; these checks guard against a
 		// record whose content disagrees with its key.
-		if !g.Open || (f.TenderID != "" && g.TenderID != f.TenderID) || (f.Kind != "" && g.Kind != f.Kind) ||
+		if (!g.Open && !f.All) || (f.TenderID != "" && g.TenderID != f.TenderID) || (f.Kind != "" && g.Kind != f.Kind) ||
 			(f.Service != "" && g.Service != f.Service) {
 			continue
 		}
@@ -156,16 +181,31 @@ func pendingOf(g *gap.Gap, svc *outage.Service, settle time.Duration, now time.T
 		OperatorFiscalCode: g.OperatorFiscalCode(), Recipient: g.Recipient(),
 		RemindersSent: g.Sequence, LastRemindedAt: g.LastRemindedAt, NextDue: g.WakeAt,
 		Deadline: g.Deadline, OpenedAt: g.OpenedAt, Escalated: g.Escalated, EscalatedAt: g.EscalatedAt,
-		ServiceUp: svc.Up(),
+		ServiceUp: svc.Up(), CIG: g.CIG,
+	}
+	if g.ContributionKnown {
+		p.ContributionCents, p.ContributionTable = g.ContributionCents, g.ContributionTable
 	}
 	ready, ok := svc.ReadyAt(settle)
+	if !ok || now.Before(ready) {
+		p.WaitingFor = append(p.WaitingFor, g.Service)
+	}
+	if g.NeedsCIG() {
+		p.WaitingFor = append(p.WaitingFor, WaitingCIG)
+	}
 	switch {
+	case g.Exempt:
+		p.State, p.WaitingFor = PendingExempt, nil
+	case !g.Open:
+		p.State, p.WaitingFor = PendingResolved, nil
 	case !ok:
 		p.State = PendingServiceDown
-	case g.Sequence > 0:
-		p.State = PendingReminded
 	case now.Before(ready):
 		p.State = PendingSettling
+	case g.NeedsCIG():
+		p.State = PendingWaitingCIG
+	case g.Sequence > 0:
+		p.State = PendingReminded
 	default:
 		p.State = PendingDue
 	}

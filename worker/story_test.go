@@ -74,10 +74,12 @@ func runStory(t *testing.T, midway func(*story, **runningWorker)) {
 	s.send(events.TypeTenderPublished, events.TenderPublished{
 		TenderID: "T-B", Title: "Fornitura farmaci", Authority: events.Authority{FiscalCode: "90000000000", Name: "ASL Esempio"},
 		RUP: rupB, PublishedAt: s.t0.Add(-40 * time.Minute), OfferDeadline: s.t0.Add(time.Hour),
-		Lots: []events.Lot{{LotID: "B1", BaseAmountCents: 25_000_000}},
+		Lots: []events.Lot{{LotID: "B1", BaseAmountCents: 25_000_000}, {LotID: "B2", CIG: "918052266A", BaseAmountCents: 25_000_000}},
 	})
-	s.send(events.TypeAdmittedWithReserve, events.AdmittedWithReserve{TenderID: "T-A", LotID: "A1", Operator: opX})
-	s.send(events.TypeAdmittedWithReserve, events.AdmittedWithReserve{TenderID: "T-B", LotID: "B1", Operator: opY, RegulariseBy: s.t0.Add(time.Hour)})
+	// The bids are on lots that have their CIG: a bidder cannot pay for a
+	// lot without one.
+	s.send(events.TypeAdmittedWithReserve, events.AdmittedWithReserve{TenderID: "T-A", LotID: "A2", Operator: opX})
+	s.send(events.TypeAdmittedWithReserve, events.AdmittedWithReserve{TenderID: "T-B", LotID: "B2", Operator: opY, RegulariseBy: s.t0.Add(time.Hour)})
 	waitFor(t, 10*time.Second, "4 gaps opened", func() bool { return openGaps(t, b) == 4 })
 	if n := len(c.all()); n != 0 {
 		c.dump()
@@ -88,16 +90,16 @@ func runStory(t *testing.T, midway func(*story, **runningWorker)) {
 	paymentsUp := time.Now()
 	b.publish(events.TypePortalUp, "up-payments", paymentsUp, events.PortalChange{Services: []string{"payments"}})
 	waitFor(t, 10*time.Second, "first contribution reminders", func() bool {
-		return len(c.match(events.TypeReminderContribution, "T-A", "A1", opX.FiscalCode)) >= 1 &&
-			len(c.match(events.TypeReminderContribution, "T-B", "B1", opY.FiscalCode)) >= 1
+		return len(c.match(events.TypeReminderContribution, "T-A", "A2", opX.FiscalCode)) >= 1 &&
+			len(c.match(events.TypeReminderContribution, "T-B", "B2", opY.FiscalCode)) >= 1
 	})
-	x1 := c.match(events.TypeReminderContribution, "T-A", "A1", opX.FiscalCode)[0]
+	x1 := c.match(events.TypeReminderContribution, "T-A", "A2", opX.FiscalCode)[0]
 	if got := x1.At.Sub(paymentsUp); got < 900*time.Millisecond {
 		t.Errorf("contribution reminder %s after payments up, before settle (1s)", got)
 	}
 	r := x1.Reminder
 	if r.Sequence != 1 || r.Recipient.Email != opX.Email || len(r.CC) != 1 || r.CC[0].Email != rupA.Email ||
-		r.Service != "payments" || r.Outage == nil || r.ServiceUpSince.IsZero() || r.ContributionCents != 1800 ||
+		r.Service != "payments" || r.Outage == nil || r.ServiceUpSince.IsZero() || r.ContributionCents != 9000 || r.CIG != "B00012EADB" ||
 		!strings.Contains(r.Message.IT, "contributo") || r.Message.EN == "" || r.ReminderID != x1.Env.ID {
 		t.Errorf("first contribution reminder to X is wrong: %+v", r)
 	}
@@ -110,11 +112,11 @@ func runStory(t *testing.T, midway func(*story, **runningWorker)) {
 	}
 
 	// Y pays: its gap is resolved.
-	s.send(events.TypeContributionPaid, events.ContributionPaid{TenderID: "T-B", LotID: "B1", OperatorFiscalCode: opY.FiscalCode, Receipt: "IUV-000111222333"})
+	s.send(events.TypeContributionPaid, events.ContributionPaid{TenderID: "T-B", LotID: "B2", OperatorFiscalCode: opY.FiscalCode, Receipt: "IUV-000111222333"})
 	waitFor(t, 10*time.Second, "Y resolved", func() bool {
-		return len(c.match(events.TypeReminderResolved, "T-B", "B1", opY.FiscalCode)) == 1
+		return len(c.match(events.TypeReminderResolved, "T-B", "B2", opY.FiscalCode)) == 1
 	})
-	res := c.match(events.TypeReminderResolved, "T-B", "B1", opY.FiscalCode)[0].Resolved
+	res := c.match(events.TypeReminderResolved, "T-B", "B2", opY.FiscalCode)[0].Resolved
 	if res.Resolution.By != events.TypeContributionPaid || res.Resolution.Receipt != "IUV-000111222333" || res.Recipient.Email != opY.Email || res.RemindersSent < 1 {
 		t.Errorf("resolution of Y is wrong: %+v", res)
 	}
@@ -134,7 +136,7 @@ func runStory(t *testing.T, midway func(*story, **runningWorker)) {
 	}
 	// X is reminded again every 3s while unpaid.
 	waitFor(t, 10*time.Second, "second reminder to X", func() bool {
-		return len(c.match(events.TypeReminderContribution, "T-A", "A1", opX.FiscalCode)) >= 2
+		return len(c.match(events.TypeReminderContribution, "T-A", "A2", opX.FiscalCode)) >= 2
 	})
 	// A1's offer deadline is 16s after the start; escalation 6s before.
 	waitFor(t, 20*time.Second, "escalation for A1", func() bool { return len(c.match(events.TypeReminderEscalation, "T-A", "A1", "")) == 1 })
@@ -174,12 +176,12 @@ func runStory(t *testing.T, midway func(*story, **runningWorker)) {
 	s.send(events.TypeTenderCancelled, events.TenderCancelled{TenderID: "T-A", Reason: "revoca"})
 	waitFor(t, 10*time.Second, "all resolved", func() bool {
 		return len(c.match(events.TypeReminderResolved, "T-B", "B1", "")) == 1 &&
-			len(c.match(events.TypeReminderResolved, "T-A", "A1", opX.FiscalCode)) == 1
+			len(c.match(events.TypeReminderResolved, "T-A", "A2", opX.FiscalCode)) == 1
 	})
 	waitFor(t, 10*time.Second, "no gap left and no gap timer pending", func() bool {
 		return openGaps(t, b) == 0 && pendingGapTimers(t, b) == 0
 	})
-	if n := len(c.match(events.TypeReminderResolved, "T-B", "B1", opY.FiscalCode)); n != 1 {
+	if n := len(c.match(events.TypeReminderResolved, "T-B", "B2", opY.FiscalCode)); n != 1 {
 		t.Errorf("Y resolved %d times", n)
 	}
 	// Order: the first contribution reminder came before the first CIG reminder.

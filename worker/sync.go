@@ -150,6 +150,10 @@ func (w *Worker) syncGapOpts(ctx context.Context, key string, spec *gap.Gap, rev
 			return fmt.Errorf("commit %s: %w", key, err)
 		}
 		switch {
+		case g.Exempt && (before == nil || !exemptIn(before)):
+			w.metrics.exemptBid()
+			w.log.Info().Str("gap", key).Str("tender_id", g.TenderID).Str("lot_id", g.LotID).Str("operator_fiscal_code", g.OperatorFiscalCode()).
+				Str("contribution_table", g.ContributionTable).Msg("bid admitted with reserve on a lot exempt from the contribution: no contribution gap")
 		case grev == 0 && g.Open:
 			w.metrics.gapsOpened.Add(1)
 			w.log.Info().Str("gap", key).Str("tender_id", g.TenderID).Str("lot_id", g.LotID).Str("kind", string(g.Kind)).Str("service", g.Service).Msg("gap opened")
@@ -194,6 +198,14 @@ func (w *Worker) publishActions(ctx context.Context, g *gap.Gap, s *outage.Servi
 		w.sent(g, m)
 	}
 	return nil
+}
+
+// exemptIn reports whether a stored gap record was already exempt.
+func exemptIn(raw []byte) bool {
+	var g struct {
+		Exempt bool `json:"exempt"`
+	}
+	return json.Unmarshal(raw, &g) == nil && g.Exempt
 }
 
 // closedIn reports whether a stored gap record was already closed.

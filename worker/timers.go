@@ -46,7 +46,7 @@ func (w *Worker) scheduleMsg(key string, at time.Time) *nats.Msg {
 	body, _ := json.Marshal(timerPayload{Key: key, At: at})
 	msg := nats.NewMsg(w.opts.timerSubject("sched", key))
 	msg.Data = body
-	msg.Header.Set("Nats-Schedule", "@at "+at.UTC().Format(time.RFC3339))
+	msg.Header.Set("Nats-Schedule", "@at "+ceilSecond(w.opts.ToServer(at)).UTC().Format(time.RFC3339))
 	msg.Header.Set("Nats-Schedule-Target", w.opts.timerSubject("fire", key))
 	return msg
 }

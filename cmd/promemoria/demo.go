@@ -26,28 +26,63 @@ import (
 
 const demoUsage = `Usage: promemoria demo [flags]
 
-Replays the ANAC outage of May 2021 with compressed time on an embedded NATS
-server (in a temporary directory, removed at the end), and prints every
-reminder as promemoria emits it: the portal goes down, tenders are published
-with the CIG "in fase di acquisizione" and bids are admitted with reserve;
-payments come back first, so contribution reminders go while CIG reminders
-wait; Smart CIG and PCP come back; reminders repeat and escalate; CIGs and
-payments arrive and the gaps are resolved. It needs nothing else, ignores
-NATS_URL and the PROMEMORIA_* variables, and takes about 20 seconds.
+Replays the ANAC outage of May 2021 on an embedded NATS server (in a
+temporary directory, removed at the end) with a clock of its own that runs
+from Thursday 6 May 2021 at two hours a second, and prints every reminder and
+advice as promemoria emits it. The portal went down on Monday 3 May; tenders
+were published with the CIG "in fase di acquisizione" and bids admitted with
+reserve. Payments come back first, so contribution reminders go (for lots
+that have a CIG) while CIG reminders wait; Smart CIG and SIMOG come back; the
+RUPs get their reminders, repeats and the art. 25 advice; CIGs and payments
+arrive and the gaps are resolved. It needs nothing else, ignores NATS_URL and
+the PROMEMORIA_* variables, and takes about 20 seconds.
 
 Exit status: 0 the story ran as expected, 1 it did not, 2 bad usage.
 `
 
-// The demo's timings at speed 1; --speed divides them.
+// The demo's clock runs demoRate times faster than the wall clock (at
+// speed 1) from demoStart; its timings are in its own time.
 const (
-	demoSettle   = 2 * time.Second
-	demoRepeat   = 3 * time.Second
-	demoEscalate = 5 * time.Second
-	demoPause    = 700 * time.Millisecond
-	// demoStepTimeout bounds each wait; demoTimeout the whole story.
+	demoRate     = 7200 // two hours a second
+	demoSettle   = time.Hour
+	demoRepeat   = 4 * time.Hour
+	demoEscalate = 5 * 24 * time.Hour
+	// demoStepTimeout bounds each wait (wall clock); demoTimeout the whole story.
 	demoStepTimeout = 20 * time.Second
 	demoTimeout     = 55 * time.Second
 )
+
+var (
+	demoRome  = mustLocation("Europe/Rome")
+	demoStart = time.Date(2021, time.May, 6, 11, 0, 0, 0, demoRome)
+)
+
+func mustLocation(name string) *time.Location {
+	l, err := time.LoadLocation(name)
+	if err != nil {
+		panic(err)
+	}
+	return l
+}
+
+// demoClock is the demo's time: from v0 at real time r0, rate times faster.
+type demoClock struct {
+	r0, v0 time.Time
+	rate   float64
+}
+
+func (c demoClock) Now() time.Time {
+	return c.v0.Add(time.Duration(float64(time.Since(c.r0)) * c.rate))
+}
+
+// ToServer maps a time of the demo's clock to the wall clock the broker
+// fires its timers by.
+func (c demoClock) ToServer(v time.Time) time.Time {
+	return c.r0.Add(time.Duration(float64(v.Sub(c.v0)) / c.rate))
+}
+
+// Real returns how long a span of the demo's time lasts on the wall clock.
+func (c demoClock) Real(d time.Duration) time.Duration { return time.Duration(float64(d) / c.rate) }
 
 func runDemo(args []string, _ func(string) string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("demo")
@@ -118,7 +153,7 @@ type demo struct {
 	out   *syncWriter
 	log   zerolog.Logger
 	speed float64
-	start time.Time
+	clock demoClock
 	subj  events.Subjects
 	app   *app.App
 	js    jetstream.JetStream
@@ -130,20 +165,14 @@ type demo struct {
 	dupes []string
 }
 
-func (d *demo) scale(t time.Duration) time.Duration { return time.Duration(float64(t) / d.speed) }
-
 func (d *demo) printf(format string, args ...any) { fmt.Fprintf(d.out, format, args...) }
 
-// rel formats t as an offset from the start of the demo, or as a date if
-// it is beyond the demo's horizon.
-func (d *demo) rel(t time.Time) string {
+// stamp formats a time of the story, in Rome.
+func stamp(t time.Time) string {
 	if t.IsZero() {
 		return "-"
 	}
-	if off := t.Sub(d.start); off > -time.Hour && off < time.Hour {
-		return fmt.Sprintf("+%04.1fs", off.Seconds())
-	}
-	return t.Local().Format("2006-01-02 15:04")
+	return t.In(demoRome).Format("Mon 2 Jan 15:04")
 }
 
 // The cast. Names, codes and addresses are invented.
@@ -153,12 +182,22 @@ var (
 	rupC = events.Person{Name: "Arch. Giulia Verdi", Email: "giulia.verdi@provincia-montelago.example"}
 	oe1  = events.Operator{FiscalCode: "01234567890", Name: "Edilstrade S.r.l.", Email: "gare@pec.edilstrade.example"}
 	oe2  = events.Operator{FiscalCode: "09876543210", Name: "Costruzioni Alpine S.p.A.", Email: "ufficiogare@pec.costruzionialpine.example"}
+	oe3  = events.Operator{FiscalCode: "RSSMRA70A01F205X", Name: "Mario Rossi", Email: "mario.rossi@pec.example"}
+	oe4  = events.Operator{FiscalCode: "04567891230", Name: "Sanitaria Lombarda S.r.l.", Email: "gare@pec.sanitarialombarda.example"}
 )
 
 const (
 	tenderA = "VALF-2021-014"
 	tenderB = "ASP-2021-0112"
 	tenderC = "PRV-2021-0033"
+)
+
+// The story's dates, in Rome.
+var (
+	outageFrom  = time.Date(2021, time.May, 3, 9, 0, 0, 0, demoRome)
+	publishedAB = time.Date(2021, time.May, 4, 10, 0, 0, 0, demoRome)
+	paymentsUp  = time.Date(2021, time.May, 6, 12, 0, 0, 0, demoRome)
+	cigUp       = time.Date(2021, time.May, 7, 8, 0, 0, 0, demoRome)
 )
 
 func (d *demo) run(ctx context.Context) error {
@@ -169,18 +208,21 @@ func (d *demo) run(ctx context.Context) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	settle, repeat, escalate := d.scale(demoSettle), max(time.Second, d.scale(demoRepeat)), d.scale(demoEscalate)
 	cfg, err := config.Load("demo", []string{
 		"--data-dir", dir, "--listen", "127.0.0.1:0", "--http-listen", "",
-		"--settle", settle.String(), "--repeat-interval", repeat.String(), "--escalate-before", escalate.String(),
+		"--settle", demoSettle.String(), "--repeat-interval", demoRepeat.String(), "--escalate-before", demoEscalate.String(),
+		// The demo's clock runs thousands of times faster than the broker's
+		// timers resolve (a second): office hours would make the story
+		// depend on the machine's load.
+		"--office-hours", "always",
 		"--jetstream-max-memory", "67108864", "--jetstream-max-store", "268435456",
 	}, func(string) string { return "" }, io.Discard)
 	if err != nil {
 		return err
 	}
 	d.subj, _ = events.NewSubjects(cfg.SubjectPrefix)
-	d.start = time.Now()
-	d.app, err = app.Start(ctx, cfg, d.log, app.Options{Name: "demo"})
+	d.clock = demoClock{r0: time.Now(), v0: demoStart, rate: demoRate * d.speed}
+	d.app, err = app.Start(ctx, cfg, d.log, app.Options{Name: "demo", Now: d.clock.Now, ToServer: d.clock.ToServer})
 	if err != nil {
 		return fmt.Errorf("start promemoria: %w", err)
 	}
@@ -203,10 +245,10 @@ func (d *demo) run(ctx context.Context) error {
 	}
 	defer cc.Stop()
 
-	d.printf("promemoria demo: the ANAC outage of May 2021, replayed with compressed time (speed %g).\n", d.speed)
+	d.printf("promemoria demo: the ANAC outage of May 2021, replayed on a clock that runs %g hours a second.\n", demoRate*d.speed/3600)
 	d.printf("Embedded NATS with JetStream at %s. Settle %s, repeat every %s, escalation %s before a deadline.\n",
-		d.app.ClientURL(), settle.Round(time.Millisecond), repeat.Round(time.Millisecond), escalate.Round(time.Millisecond))
-	d.printf("Lines starting with +SS.Ss are messages promemoria published, at that offset from the start.\n")
+		d.app.ClientURL(), demoSettle, demoRepeat, demoEscalate)
+	d.printf("Lines starting with a date are messages promemoria published, at that time of the story.\n")
 
 	if err := d.story(ctx); err != nil {
 		if errors.Is(ctx.Err(), context.Canceled) {
@@ -219,70 +261,74 @@ func (d *demo) run(ctx context.Context) error {
 }
 
 func (d *demo) story(ctx context.Context) error {
-	// 3 May: everything goes down.
 	d.chapter("Mon 3 May 2021", "A power supply fault at ANAC's seat takes the whole portal down.")
-	if err := d.publish(ctx, events.TypePortalDown, "all services", events.PortalChange{
-		Notice: "Guasto all'alimentazione elettrica presso la sede ANAC: portale non disponibile",
+	if err := d.publish(ctx, events.TypePortalDown, "all services, since Mon 3 May 09:00", events.PortalChange{
+		At: outageFrom, Notice: "Guasto all'alimentazione elettrica presso la sede ANAC: portale non disponibile",
 	}); err != nil {
 		return err
 	}
 	if err := d.waitServices(ctx, "the portal to be down", func(s map[string]worker.ServiceStatus) bool {
-		return !s["payments"].Up && !s["smartcig"].Up && !s["pcp"].Up
+		return !s["payments"].Up && !s["smartcig"].Up && !s["simog"].Up
 	}); err != nil {
 		return err
 	}
 
-	// 4-5 May: the authorities go on without ANAC.
 	d.chapter("Tue 4 - Wed 5 May", "Urgent tenders are published with the CIG \"in fase di acquisizione\", and "+
-		"bidders who could not pay the ANAC contribution are admitted \"con riserva\".")
-	now := time.Now()
-	deadlineB := now.Add(d.scale(12*time.Second) + time.Second)
+		"bidders who could not pay the ANAC contribution are admitted \"con riserva\". (The events reach "+
+		"promemoria now, on Thursday morning; they carry their own dates.)")
 	cigC, _ := cig.GenerateSIMOGv1(8734512)
-	if err := d.publish(ctx, events.TypeTenderPublished,
-		tenderA+" Comune di Valfiorita, lot 1 (35.000 €): Smart CIG pending, from smartcig",
-		events.TenderPublished{TenderID: tenderA, Title: "Manutenzione straordinaria del verde pubblico",
-			Authority: events.Authority{FiscalCode: "80001230125", Name: "Comune di Valfiorita"}, RUP: rupA,
-			PublishedAt: now, OfferDeadline: now.Add(15 * 24 * time.Hour),
-			Lots: []events.Lot{{LotID: "1", CIGService: "smartcig", BaseAmountCents: 35_000_00}}}); err != nil {
-		return err
+	steps := []struct {
+		typ     events.Type
+		summary string
+		data    any
+	}{
+		{events.TypeTenderPublished, tenderA + " Comune di Valfiorita, lot 1 (35.000 €): Smart CIG pending",
+			events.TenderPublished{TenderID: tenderA, Title: "Manutenzione straordinaria del verde pubblico",
+				Authority: events.Authority{FiscalCode: "80001230125", Name: "Comune di Valfiorita"}, RUP: rupA,
+				PublishedAt: publishedAB, OfferDeadline: time.Date(2021, time.May, 24, 12, 0, 0, 0, demoRome),
+				Lots: []events.Lot{{LotID: "1", CIGService: "smartcig", BaseAmountCents: 35_000_00}}}},
+		{events.TypeTenderPublished, tenderB + " ASP di Montelago, lot 1 (450.000 €): CIG pending from SIMOG; offers due Mon 10 May 12:00",
+			events.TenderPublished{TenderID: tenderB, Title: "Fornitura urgente di dispositivi di protezione individuale",
+				Authority: events.Authority{FiscalCode: "01122334455", Name: "Azienda Sanitaria Provinciale di Montelago"}, RUP: rupB,
+				PublishedAt: publishedAB, OfferDeadline: time.Date(2021, time.May, 10, 12, 0, 0, 0, demoRome),
+				Lots: []events.Lot{{LotID: "1", CIGService: "simog", BaseAmountCents: 450_000_00}}}},
+		{events.TypeTenderPublished, tenderC + " Provincia di Montelago, lot 1 (450.000 €): CIG " + cigC + ", offers closed Mon 3 May",
+			events.TenderPublished{TenderID: tenderC, Title: "Rifacimento della copertura della scuola media",
+				Authority: events.Authority{FiscalCode: "80009870123", Name: "Provincia di Montelago"}, RUP: rupC,
+				PublishedAt: time.Date(2021, time.April, 12, 10, 0, 0, 0, demoRome), OfferDeadline: time.Date(2021, time.May, 3, 12, 0, 0, 0, demoRome),
+				Lots: []events.Lot{{LotID: "1", CIG: cigC, BaseAmountCents: 450_000_00}}}},
+		{events.TypeAdmittedWithReserve, tenderC + " lot 1: " + oe1.Name + " admitted with reserve",
+			events.AdmittedWithReserve{TenderID: tenderC, LotID: "1", Operator: oe1}},
+		{events.TypeAdmittedWithReserve, tenderC + " lot 1: " + oe2.Name + " admitted with reserve, to pay by Fri 14 May 12:00",
+			events.AdmittedWithReserve{TenderID: tenderC, LotID: "1", Operator: oe2, RegulariseBy: time.Date(2021, time.May, 14, 12, 0, 0, 0, demoRome)}},
+		{events.TypeAdmittedWithReserve, tenderB + " lot 1: " + oe4.Name + " admitted with reserve (the lot has no CIG yet)",
+			events.AdmittedWithReserve{TenderID: tenderB, LotID: "1", Operator: oe4}},
+		{events.TypeAdmittedWithReserve, tenderA + " lot 1: " + oe3.Name + " admitted with reserve (35.000 €: exempt)",
+			events.AdmittedWithReserve{TenderID: tenderA, LotID: "1", Operator: oe3}},
 	}
-	if err := d.publish(ctx, events.TypeTenderPublished,
-		fmt.Sprintf("%s ASP di Montelago, lot 1 (450.000 €): CIG pending, from pcp; offers due %s", tenderB, d.rel(deadlineB)),
-		events.TenderPublished{TenderID: tenderB, Title: "Fornitura urgente di dispositivi di protezione individuale",
-			Authority: events.Authority{FiscalCode: "01122334455", Name: "Azienda Sanitaria Provinciale di Montelago"}, RUP: rupB,
-			PublishedAt: now, OfferDeadline: deadlineB,
-			Lots: []events.Lot{{LotID: "1", CIGService: "pcp", BaseAmountCents: 450_000_00}}}); err != nil {
-		return err
-	}
-	if err := d.publish(ctx, events.TypeTenderPublished,
-		tenderC+" Provincia di Montelago, lot 1 (450.000 €): CIG "+cigC+", offers opened today",
-		events.TenderPublished{TenderID: tenderC, Title: "Rifacimento della copertura della scuola media",
-			Authority: events.Authority{FiscalCode: "80009870123", Name: "Provincia di Montelago"}, RUP: rupC,
-			PublishedAt: now.Add(-30 * 24 * time.Hour), OfferDeadline: now.Add(-time.Hour),
-			Lots: []events.Lot{{LotID: "1", CIG: cigC, BaseAmountCents: 450_000_00}}}); err != nil {
-		return err
-	}
-	for _, oe := range []events.Operator{oe1, oe2} {
-		ar := events.AdmittedWithReserve{TenderID: tenderC, LotID: "1", Operator: oe}
-		summary := tenderC + " lot 1: " + oe.Name + " admitted with reserve"
-		if oe == oe2 {
-			ar.RegulariseBy = now.Add(10 * 24 * time.Hour)
-			summary += ", to pay within 10 days"
-		}
-		if err := d.publish(ctx, events.TypeAdmittedWithReserve, summary, ar); err != nil {
+	for _, st := range steps {
+		if err := d.publish(ctx, st.typ, st.summary, st.data); err != nil {
 			return err
 		}
 	}
-	if err := d.waitPending(ctx, "four open gaps", func(p []worker.PendingGap) bool { return len(p) == 4 }); err != nil {
+	if err := d.waitPending(ctx, "five open gaps", func(p []worker.PendingGap) bool { return len(p) == 5 }); err != nil {
 		return err
 	}
-	d.printf("        promemoria now remembers 4 gaps; no reminder goes while their services are down.\n")
-	d.pause(ctx)
+	d.printf("        promemoria remembers 5 gaps (the bid on the 35.000 € lot owes nothing); no reminder goes\n")
+	d.printf("        while their services are down. The offer deadline of %s is near: its RUP is warned.\n", tenderB)
+	if err := d.waitMsgs(ctx, "the escalation", func(m demoMsg) bool {
+		return m.typ == events.TypeReminderEscalation && m.tender == tenderB
+	}, 1); err != nil {
+		return err
+	}
 
-	// 6 May: payments are back, Smart CIG and PCP are not.
-	d.chapter("Thu 6 May", "Most services are back, payments included; Smart CIG and PCP still fail.")
-	if err := d.publish(ctx, events.TypePortalUp, "payments, fvoe, simog, bdncp, ausa",
-		events.PortalChange{Services: []string{"payments", "fvoe", "simog", "bdncp", "ausa"}}); err != nil {
+	d.chapter("Thu 6 May", "Most services are back at 12:00, payments included; Smart CIG and SIMOG still fail.")
+	if err := d.until(ctx, paymentsUp); err != nil {
+		return err
+	}
+	if err := d.publish(ctx, events.TypePortalUp, "payments, fvoe, pcp, bdncp, ausa, at 12:00",
+		events.PortalChange{Services: []string{"payments", "fvoe", "pcp", "bdncp", "ausa"}, At: paymentsUp,
+			Notice: "I servizi del portale ANAC sono nuovamente disponibili, ad eccezione di Smart CIG e SIMOG"}); err != nil {
 		return err
 	}
 	if err := d.waitMsgs(ctx, "the contribution reminders", func(m demoMsg) bool {
@@ -290,8 +336,7 @@ func (d *demo) story(ctx context.Context) error {
 	}, 2); err != nil {
 		return err
 	}
-	d.pause(ctx)
-	d.chapter("", oe1.Name+" pays at once.")
+	d.chapter("", oe1.Name+" pays.")
 	if err := d.publish(ctx, events.TypeContributionPaid, tenderC+" lot 1: "+oe1.Name+" paid, receipt IUV 01234567890123456",
 		events.ContributionPaid{TenderID: tenderC, LotID: "1", OperatorFiscalCode: oe1.FiscalCode, Receipt: "IUV 01234567890123456"}); err != nil {
 		return err
@@ -301,32 +346,30 @@ func (d *demo) story(ctx context.Context) error {
 	}, 1); err != nil {
 		return err
 	}
-
-	// The offer deadline of tender B approaches while PCP is still down.
-	d.chapter("", "The offer deadline of "+tenderB+" is near and PCP is still down: the RUP is warned.")
-	if err := d.waitMsgs(ctx, "the escalation", func(m demoMsg) bool {
-		return m.typ == events.TypeReminderEscalation && m.tender == tenderB
-	}, 1); err != nil {
-		return err
-	}
 	d.printf("\n        $ promemoria pending\n")
-	gaps, err := worker.Pending(ctx, d.app.Worker().State(), worker.PendingFilter{}, d.app.Worker().Settle(), time.Now())
+	gaps, err := worker.Pending(ctx, d.app.Worker().State(), worker.PendingFilter{}, d.app.Worker().Settle(), d.clock.Now())
 	if err != nil {
 		return err
 	}
 	var table strings.Builder
-	writePendingTable(&table, gaps)
+	writePendingTable(&table, gaps, stamp)
 	d.printf("%s", indent(table.String(), "        "))
-	d.pause(ctx)
 
-	// 7 May: Smart CIG and PCP are back.
-	d.chapter("Fri 7 May", "Smart CIG and PCP are back: the RUPs are asked for their CIGs.")
-	if err := d.publish(ctx, events.TypePortalUp, "smartcig, pcp", events.PortalChange{Services: []string{"smartcig", "pcp"}}); err != nil {
+	d.chapter("Fri 7 May", "Smart CIG and SIMOG are back at 08:00: the RUPs are asked for their CIGs, and advised "+
+		"on their offer deadlines.")
+	if err := d.until(ctx, cigUp); err != nil {
+		return err
+	}
+	if err := d.publish(ctx, events.TypePortalUp, "smartcig, simog, at 08:00",
+		events.PortalChange{Services: []string{"smartcig", "simog"}, At: cigUp}); err != nil {
 		return err
 	}
 	if err := d.waitMsgs(ctx, "the CIG reminders", func(m demoMsg) bool {
 		return m.typ == events.TypeReminderCIG && m.seq == 1
 	}, 2); err != nil {
+		return err
+	}
+	if err := d.waitMsgs(ctx, "the advices", func(m demoMsg) bool { return m.typ == events.TypeAdviceExtension }, 2); err != nil {
 		return err
 	}
 	d.chapter("", "No CIG yet: the reminders repeat.")
@@ -336,7 +379,6 @@ func (d *demo) story(ctx context.Context) error {
 		return err
 	}
 
-	// The CIGs arrive, one with a typo first.
 	cigA, _ := cig.GenerateSmart('Z', 0x31A2B7C)
 	cigB, _ := cig.GenerateSIMOGv2('B', 0x0A1F3C)
 	typo := cigB[:9] + string("0123456789ABCDEF"[(strings.IndexByte("0123456789ABCDEF", cigB[9])+1)%16])
@@ -348,21 +390,32 @@ func (d *demo) story(ctx context.Context) error {
 	if err := d.waitMsgs(ctx, "the dead letter", func(m demoMsg) bool { return m.typ == events.TypeDeadLetter }, 1); err != nil {
 		return err
 	}
-	d.pause(ctx)
-	d.chapter("", "The CIGs are acquired and "+oe2.Name+" pays: every gap is closed.")
+	lower := " " + strings.ToLower(cigB) + " "
+	d.chapter("", "The CIGs are acquired (one typed in lower case, with spaces: it is accepted); the bidder "+
+		"admitted to "+tenderB+" can now pay, and is reminded with the CIG.")
 	if err := d.publish(ctx, events.TypeCIGAssigned, tenderA+" lot 1: Smart CIG "+cigA,
 		events.CIGAssigned{TenderID: tenderA, LotID: "1", CIG: cigA}); err != nil {
 		return err
 	}
-	if err := d.publish(ctx, events.TypeCIGAssigned, tenderB+" lot 1: CIG "+cigB,
-		events.CIGAssigned{TenderID: tenderB, LotID: "1", CIG: cigB}); err != nil {
+	if err := d.publish(ctx, events.TypeCIGAssigned, fmt.Sprintf("%s lot 1: CIG %q", tenderB, lower),
+		events.CIGAssigned{TenderID: tenderB, LotID: "1", CIG: lower}); err != nil {
 		return err
 	}
-	if err := d.publish(ctx, events.TypeContributionPaid, tenderC+" lot 1: "+oe2.Name+" paid, receipt IUV 98765432109876543",
-		events.ContributionPaid{TenderID: tenderC, LotID: "1", OperatorFiscalCode: oe2.FiscalCode, Receipt: "IUV 98765432109876543"}); err != nil {
+	if err := d.waitMsgs(ctx, "the reminder to "+oe4.Name, func(m demoMsg) bool {
+		return m.typ == events.TypeReminderContribution && m.operator == oe4.FiscalCode
+	}, 1); err != nil {
 		return err
 	}
-	if err := d.waitMsgs(ctx, "every gap to be resolved", func(m demoMsg) bool { return m.typ == events.TypeReminderResolved }, 4); err != nil {
+	d.chapter("", "The bidders pay: every gap is closed.")
+	for _, p := range []events.ContributionPaid{
+		{TenderID: tenderC, LotID: "1", OperatorFiscalCode: oe2.FiscalCode, Receipt: "IUV 98765432109876543"},
+		{TenderID: tenderB, LotID: "1", OperatorFiscalCode: oe4.FiscalCode, Receipt: "IUV 55501234567890123"},
+	} {
+		if err := d.publish(ctx, events.TypeContributionPaid, fmt.Sprintf("%s lot 1: %s paid, receipt %s", p.TenderID, p.OperatorFiscalCode, p.Receipt), p); err != nil {
+			return err
+		}
+	}
+	if err := d.waitMsgs(ctx, "every gap to be resolved", func(m demoMsg) bool { return m.typ == events.TypeReminderResolved }, 5); err != nil {
 		return err
 	}
 	return d.waitPending(ctx, "no open gap", func(p []worker.PendingGap) bool { return len(p) == 0 })
@@ -376,15 +429,29 @@ func (d *demo) summary(ctx context.Context) error {
 		count[m.typ]++
 	}
 	reminders := count[events.TypeReminderCIG] + count[events.TypeReminderContribution] + count[events.TypeReminderEscalation] + count[events.TypeReminderResolved]
-	d.printf("\nDone in %.1fs: %d reminders (%d contribution, %d cig, %d escalation, %d resolved) and %d dead letter.\n",
-		time.Since(d.start).Seconds(), reminders, count[events.TypeReminderContribution], count[events.TypeReminderCIG],
-		count[events.TypeReminderEscalation], count[events.TypeReminderResolved], count[events.TypeDeadLetter])
+	d.printf("\nDone in %.1fs: %d reminders (%d contribution, %d cig, %d escalation, %d resolved), %d advices and %d dead letter.\n",
+		time.Since(d.clock.r0).Seconds(), reminders, count[events.TypeReminderContribution], count[events.TypeReminderCIG],
+		count[events.TypeReminderEscalation], count[events.TypeReminderResolved], count[events.TypeAdviceExtension], count[events.TypeDeadLetter])
 	if len(d.dupes) > 0 {
-		return fmt.Errorf("reminders published twice: %s", strings.Join(d.dupes, ", "))
+		return fmt.Errorf("messages published twice: %s", strings.Join(d.dupes, ", "))
 	}
-	d.printf("Open gaps left: 0. No reminder was sent twice: each id derives from the gap, its kind and sequence.\n")
+	d.printf("Open gaps left: 0. No message was sent twice: each id derives from the gap, its kind and sequence.\n")
 	d.printf("Next: \"promemoria serve\" runs the service; feed it with \"promemoria publish\" and watch \"promemoria pending\".\n")
 	return ctx.Err()
+}
+
+// until waits until the story's clock reaches t.
+func (d *demo) until(ctx context.Context, t time.Time) error {
+	wait := d.clock.Real(t.Sub(d.clock.Now()))
+	if wait <= 0 {
+		return nil
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(wait):
+		return nil
+	}
 }
 
 // chapter prints a step of the story: its date, if it has one, then what
@@ -398,13 +465,6 @@ func (d *demo) chapter(date, text string) {
 	d.printf("%s", wrap(text, 96, "   "))
 }
 
-func (d *demo) pause(ctx context.Context) {
-	select {
-	case <-ctx.Done():
-	case <-time.After(d.scale(demoPause)):
-	}
-}
-
 // publish validates and publishes an input event as "promemoria publish"
 // does.
 func (d *demo) publish(ctx context.Context, typ events.Type, summary string, data any) error {
@@ -414,7 +474,9 @@ func (d *demo) publish(ctx context.Context, typ events.Type, summary string, dat
 	}
 	d.n++
 	id := fmt.Sprintf("demo-%03d", d.n)
-	body, err := buildEvent(typ, "promemoria-demo", id, time.Now(), raw, events.DefaultLimits())
+	lim := events.DefaultLimits()
+	lim.Now = d.clock.Now
+	body, err := buildEvent(typ, "promemoria-demo", id, d.clock.Now(), raw, lim)
 	if err != nil {
 		return fmt.Errorf("%s: %w", typ, err)
 	}
@@ -433,7 +495,7 @@ func (d *demo) publishUnchecked(ctx context.Context, typ events.Type, summary st
 	d.n++
 	id := fmt.Sprintf("demo-%03d", d.n)
 	body, err := json.Marshal(events.Envelope{SpecVersion: events.SpecVersion, ID: id, Source: "promemoria-demo", Type: typ,
-		Time: time.Now(), DataContentType: events.ContentType, Data: raw})
+		Time: d.clock.Now(), DataContentType: events.ContentType, Data: raw})
 	if err != nil {
 		return err
 	}
@@ -482,7 +544,7 @@ func (d *demo) waitMsgs(ctx context.Context, what string, match func(demoMsg) bo
 func (d *demo) waitPending(ctx context.Context, what string, cond func([]worker.PendingGap) bool) error {
 	w := d.app.Worker()
 	return d.waitFor(ctx, what, func() (bool, error) {
-		p, err := worker.Pending(ctx, w.State(), worker.PendingFilter{}, w.Settle(), time.Now())
+		p, err := worker.Pending(ctx, w.State(), worker.PendingFilter{}, w.Settle(), d.clock.Now())
 		return err == nil && cond(p), err
 	})
 }
@@ -508,8 +570,21 @@ func (d *demo) onOutput(msg jetstream.Msg) {
 		d.printf("   ! unreadable message on %s: %v\n", msg.Subject(), err)
 		return
 	}
-	at := d.rel(time.Now())
+	at := stamp(env.Time)
 	switch env.Type {
+	case events.TypeAdviceExtension:
+		var a events.Advice
+		if err := json.Unmarshal(env.Data, &a); err != nil {
+			d.printf("   ! unreadable %s: %v\n", env.Type, err)
+			return
+		}
+		d.record(env.ID, demoMsg{typ: env.Type, tender: a.TenderID})
+		var b strings.Builder
+		fmt.Fprintf(&b, "%s  %s  %s  -> %s\n", at, env.Type, a.TenderID, person(a.Recipient))
+		fmt.Fprintf(&b, "        [overlap %s; deadline %s, proposed %s; %s]\n", time.Duration(a.OverlapSeconds)*time.Second,
+			stamp(a.Deadline), stamp(a.ProposedDeadline), a.LegalBasis)
+		b.WriteString(wrap(a.Message.IT, 96, "        "))
+		d.printf("%s", b.String())
 	case events.TypeReminderCIG, events.TypeReminderContribution, events.TypeReminderEscalation:
 		var r events.Reminder
 		if err := json.Unmarshal(env.Data, &r); err != nil {
@@ -566,16 +641,19 @@ func (d *demo) printReminder(at string, typ events.Type, r *events.Reminder) {
 		d.printf("%s", b.String())
 		return
 	}
-	svc := r.Service + " up since " + d.rel(r.ServiceUpSince)
+	svc := r.Service + " up"
 	if !r.ServiceUp {
 		svc = r.Service + " still down"
 	}
 	if o := r.Outage; o != nil && o.To.IsZero() {
-		svc += ", outage since " + d.rel(o.From)
+		svc += ", outage since " + stamp(o.From)
 	} else if o != nil {
-		svc += fmt.Sprintf(", outage %s to %s", d.rel(o.From), d.rel(o.To))
+		svc += fmt.Sprintf(", outage %s to %s", stamp(o.From), stamp(o.To))
 	}
-	deadline := "deadline " + d.rel(r.Deadline)
+	if r.ContributionCents > 0 {
+		svc += fmt.Sprintf("; %d.%02d € (%s)", r.ContributionCents/100, r.ContributionCents%100, r.ContributionTable)
+	}
+	deadline := "deadline " + stamp(r.Deadline)
 	if r.Deadline.IsZero() {
 		deadline = "no deadline"
 	}
@@ -596,8 +674,21 @@ func person(p events.Person) string {
 	return p.Name + " <" + p.Email + ">"
 }
 
-// wrap breaks text into lines of at most width bytes, each prefixed.
+// wrap breaks each line of text into lines of at most width bytes, each
+// prefixed; blank lines are kept.
 func wrap(text string, width int, prefix string) string {
+	var b strings.Builder
+	for _, para := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
+		if strings.TrimSpace(para) == "" {
+			b.WriteString("\n")
+			continue
+		}
+		b.WriteString(wrapLine(para, width, prefix))
+	}
+	return b.String()
+}
+
+func wrapLine(text string, width int, prefix string) string {
 	var b strings.Builder
 	line := prefix
 	for _, w := range strings.Fields(text) {

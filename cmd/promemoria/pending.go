@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -20,13 +21,16 @@ const pendingUsage = `Usage: promemoria pending [flags]
 
 Lists the open gaps of a running promemoria: lots still without their CIG and
 bids admitted with reserve whose contribution is unpaid, with the reminders
-sent, when the next one is due and the deadline. It reads the state bucket
-and changes nothing. The same data is served at GET /v1/pending.
+sent, when the next one is due, the deadline and what the reminders wait for
+(the service, the lot's CIG, or both). With --all it also lists resolved gaps
+and bids on lots exempt from the contribution. It reads the state bucket and
+changes nothing. The same data is served at GET /v1/pending.
 
 Examples:
   promemoria pending
   promemoria pending --service smartcig --kind cig
   promemoria pending --tender ASP-2021-0112 --json
+  promemoria pending --all --kind contribution
 
 Exit status: 0 ok, 1 failed, 2 bad usage.
 `
@@ -48,6 +52,7 @@ func runPending(args []string, getenv func(string) string, stdout, stderr io.Wri
 	service := fs.String("service", "", "only gaps waiting for this ANAC service (smartcig, pcp, payments, …)")
 	tenderID := fs.String("tender", "", "only gaps of this tender id")
 	kind := fs.String("kind", "", "only gaps of this kind: cig or contribution")
+	all := fs.Bool("all", false, "also list resolved gaps and bids on exempt lots")
 	settle := fs.Duration("settle", envDuration(getenv, "PROMEMORIA_SETTLE", 5*time.Minute),
 		"the service's settle setting, to tell a settling service from a ready one (env PROMEMORIA_SETTLE)")
 	pos, code := parseCommand(fs, "pending", pendingUsage, args, stdout, stderr)
@@ -70,7 +75,7 @@ func runPending(args []string, getenv func(string) string, stdout, stderr io.Wri
 	ctx, cancel := context.WithTimeout(context.Background(), cf.timeout)
 	defer cancel()
 	now := time.Now()
-	gaps, err := worker.Pending(ctx, kv, worker.PendingFilter{Service: *service, TenderID: *tenderID, Kind: events.Kind(*kind)}, *settle, now)
+	gaps, err := worker.Pending(ctx, kv, worker.PendingFilter{Service: *service, TenderID: *tenderID, Kind: events.Kind(*kind), All: *all}, *settle, now)
 	if err != nil {
 		fmt.Fprintf(stderr, "promemoria pending: %v\n", err)
 		return 1
@@ -80,7 +85,7 @@ func runPending(args []string, getenv func(string) string, stdout, stderr io.Wri
 			Pending []worker.PendingGap `json:"pending"`
 		}{gaps})
 	}
-	writePendingTable(stdout, gaps)
+	writePendingTable(stdout, gaps, localClock)
 	return 0
 }
 
@@ -154,8 +159,8 @@ func printJSON(stdout, stderr io.Writer, v any) int {
 	return 0
 }
 
-// writePendingTable prints gaps as an aligned table, times in local time.
-func writePendingTable(w io.Writer, gaps []worker.PendingGap) {
+// writePendingTable prints gaps as an aligned table, times written by clock.
+func writePendingTable(w io.Writer, gaps []worker.PendingGap, clock func(time.Time) string) {
 	if len(gaps) == 0 {
 		fmt.Fprintln(w, "no open gaps")
 		return
@@ -180,6 +185,11 @@ func pendingState(g worker.PendingGap) string {
 		s = g.Service + " down"
 	case worker.PendingSettling:
 		s = "settling until " + g.ReadyAt.Local().Format(time.TimeOnly)
+	case worker.PendingWaitingCIG:
+		s = "waiting for the lot's CIG"
+	}
+	if g.State != worker.PendingWaitingCIG && slices.Contains(g.WaitingFor, worker.WaitingCIG) {
+		s += " and the lot's CIG"
 	}
 	if g.Escalated {
 		s += ", escalated"
@@ -196,9 +206,9 @@ func writeServicesTable(w io.Writer, svcs []worker.ServiceStatus) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SERVICE\tSTATE\tSINCE\tLAST OUTAGE\tOUTAGES\tOPEN GAPS")
 	for _, s := range svcs {
-		state, since := "up", clock(s.UpSince)
+		state, since := "up", localClock(s.UpSince)
 		if !s.Up {
-			state, since = "DOWN", clock(s.DownSince)
+			state, since = "DOWN", localClock(s.DownSince)
 		} else if !s.Reported {
 			state = "up (never reported down)"
 		}
@@ -206,17 +216,17 @@ func writeServicesTable(w io.Writer, svcs []worker.ServiceStatus) {
 		if o := s.LastOutage; o != nil {
 			to := "ongoing"
 			if !o.To.IsZero() {
-				to = clock(o.To)
+				to = localClock(o.To)
 			}
-			last = clock(o.From) + " → " + to
+			last = localClock(o.From) + " → " + to
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\n", s.Name, state, since, last, s.Outages, s.OpenGaps)
 	}
 	_ = tw.Flush()
 }
 
-// clock formats t in local time, or "-" if it is zero.
-func clock(t time.Time) string {
+// localClock formats t in local time, or "-" if it is zero.
+func localClock(t time.Time) string {
 	if t.IsZero() {
 		return "-"
 	}
