@@ -45,8 +45,8 @@ func TestBenchSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatalf("fan-out: %v", err)
 	}
-	if f.CIG+f.Contribution != gaps || f.CIG == 0 || f.Contribution == 0 || !f.Check.OK() || f.Check.Got != gaps {
-		t.Errorf("fan-out: %d CIG + %d contribution gaps, check %s", f.CIG, f.Contribution, f.Check)
+	if f.CIG+f.Contribution != gaps || f.CIG == 0 || f.Contribution == 0 || f.Advices == 0 || !f.Check.OK() || f.Check.Got != gaps+f.Advices {
+		t.Errorf("fan-out: %d CIG + %d contribution gaps, %d advices, check %s", f.CIG, f.Contribution, f.Advices, f.Check)
 	}
 	if f.Elapsed <= 0 || f.Ceiling <= 0 || f.Naive <= 0 || f.NaiveGaps != gaps || f.MemFanOut.Peak <= 0 {
 		t.Errorf("fan-out: %+v", f)

@@ -113,13 +113,21 @@ type lot struct {
 	base        int64
 	missing     bool
 	open        bool
+	// hasCIG is true once the lot has a CIG: at publication or assigned.
+	hasCIG bool
 }
+
+// exempt reports whether bidders owe no contribution for the lot (below
+// €150,000 in both default schedules).
+func (l *lot) exempt() bool { return l.base < 150_000_00 }
 
 type bid struct {
 	lot          int
 	op           events.Operator
 	regulariseBy time.Time
-	open         bool
+	// open is true while the bid's gap is open; reminded once its first
+	// reminder is expected (the lot has a CIG and is not exempt).
+	open, reminded bool
 }
 
 type stepKind int
@@ -279,6 +287,7 @@ func (s *Stream) emit(sc *script) Input {
 				expect = append(expect, Output{Type: events.TypeReminderCIG, TenderID: sc.id, LotID: l.id})
 			} else {
 				pl.CIG = s.cig("pcp")
+				l.hasCIG = true
 			}
 			p.Lots = append(p.Lots, pl)
 		}
@@ -286,24 +295,37 @@ func (s *Stream) emit(sc *script) Input {
 	case stAdmitted:
 		typ = events.TypeAdmittedWithReserve
 		b := &sc.bids[st.i]
-		b.open = true
-		data = events.AdmittedWithReserve{TenderID: sc.id, LotID: sc.lots[b.lot].id, Operator: b.op, RegulariseBy: b.regulariseBy}
-		expect = append(expect, Output{Type: events.TypeReminderContribution, TenderID: sc.id, LotID: sc.lots[b.lot].id, OperatorFiscalCode: b.op.FiscalCode})
+		l := &sc.lots[b.lot]
+		data = events.AdmittedWithReserve{TenderID: sc.id, LotID: l.id, Operator: b.op, RegulariseBy: b.regulariseBy}
+		// A bid on an exempt lot opens no gap; one on a lot without a CIG
+		// is reminded when the CIG arrives.
+		b.open = !l.exempt()
+		if b.open && l.hasCIG {
+			b.reminded = true
+			expect = append(expect, Output{Type: events.TypeReminderContribution, TenderID: sc.id, LotID: l.id, OperatorFiscalCode: b.op.FiscalCode})
+		}
 	case stPaid:
 		typ = events.TypeContributionPaid
 		b := &sc.bids[st.i]
 		data = events.ContributionPaid{TenderID: sc.id, LotID: sc.lots[b.lot].id, OperatorFiscalCode: b.op.FiscalCode, Receipt: fmt.Sprintf("IUV%015d", s.n)}
-		if b.open {
-			b.open = false
+		if b.open && b.reminded {
 			expect = append(expect, Output{Type: events.TypeReminderResolved, TenderID: sc.id, LotID: sc.lots[b.lot].id, OperatorFiscalCode: b.op.FiscalCode})
 		}
+		b.open = false
 	case stAssigned:
 		typ = events.TypeCIGAssigned
 		l := &sc.lots[st.i]
 		data = events.CIGAssigned{TenderID: sc.id, LotID: l.id, CIG: s.cig(l.service)}
+		l.hasCIG = true
 		if l.open {
 			l.open = false
 			expect = append(expect, Output{Type: events.TypeReminderResolved, TenderID: sc.id, LotID: l.id})
+		}
+		for i := range sc.bids {
+			if b := &sc.bids[i]; b.open && !b.reminded && b.lot == st.i {
+				b.reminded = true
+				expect = append(expect, Output{Type: events.TypeReminderContribution, TenderID: sc.id, LotID: l.id, OperatorFiscalCode: b.op.FiscalCode})
+			}
 		}
 	case stCancelled:
 		typ = events.TypeTenderCancelled
@@ -317,7 +339,9 @@ func (s *Stream) emit(sc *script) Input {
 		for i := range sc.bids {
 			if b := &sc.bids[i]; b.open {
 				b.open = false
-				expect = append(expect, Output{Type: events.TypeReminderResolved, TenderID: sc.id, LotID: sc.lots[b.lot].id, OperatorFiscalCode: b.op.FiscalCode})
+				if b.reminded {
+					expect = append(expect, Output{Type: events.TypeReminderResolved, TenderID: sc.id, LotID: sc.lots[b.lot].id, OperatorFiscalCode: b.op.FiscalCode})
+				}
 			}
 		}
 	}
@@ -377,10 +401,11 @@ func Portal(up bool, id string, at time.Time, services ...string) Input {
 }
 
 // Outage generates the inputs that leave n open gaps while every service
-// is down: tenders published during the outage, all their lots without CIG
-// (LotsPerTender lots: five wait for pcp, the rest for smartcig), and
-// BidsPerTender bids admitted with reserve (they wait for payments). Each
-// tender opens LotsPerTender+BidsPerTender gaps; the last one fewer.
+// is down: tenders published during the outage, LotsPerTender lots without
+// CIG (five wait for pcp, the rest for smartcig), and BidsPerTender bids
+// admitted with reserve on one more lot, published with its CIG (they wait
+// for payments: a bidder can pay only for a lot with a CIG). Each tender
+// opens LotsPerTender+BidsPerTender gaps; the last one fewer.
 type Outage struct {
 	N                            int
 	LotsPerTender, BidsPerTender int
@@ -395,6 +420,9 @@ type Outage struct {
 func NewOutage(n int, base time.Time) *Outage {
 	return &Outage{N: n, LotsPerTender: 8, BidsPerTender: 2, base: base.UTC()}
 }
+
+// Tenders returns how many tenders were generated so far.
+func (o *Outage) Tenders() int { return o.tenders }
 
 // Next returns the next input, or false once n gaps have been opened.
 func (o *Outage) Next() (Input, bool) {
@@ -428,18 +456,22 @@ func (o *Outage) tender() {
 		}
 		p.Lots = append(p.Lots, l)
 	}
+	nb := min(o.BidsPerTender, o.N-o.gaps-nl)
+	if nb > 0 {
+		code, _ := cig.GenerateSIMOGv2('B', uint32(k%0xFFFFFF))
+		p.Lots = append(p.Lots, events.Lot{LotID: "LC", CIG: code, BaseAmountCents: 30_000_000})
+	}
 	t := at()
 	p.PublishedAt = t
 	evID := fmt.Sprintf("out-%d", o.ids)
 	o.queue = append(o.queue, Input{Subject: Subjects.Of(events.TypeTenderPublished), MsgID: evID, ID: evID, Body: envelope(events.TypeTenderPublished, evID, t, p)})
 	o.gaps += nl
 	o.CIG += nl
-	nb := min(o.BidsPerTender, o.N-o.gaps)
 	for i := range nb {
 		t := at()
 		evID := fmt.Sprintf("out-%d", o.ids)
 		op := events.Operator{FiscalCode: fmt.Sprintf("1%010d", (k*3+i)%10_000_000_000), Name: fmt.Sprintf("Operatore %d-%d", k, i), Email: fmt.Sprintf("op%d-%d@pec.example.it", k, i)}
-		a := events.AdmittedWithReserve{TenderID: id, LotID: p.Lots[i%nl].LotID, Operator: op}
+		a := events.AdmittedWithReserve{TenderID: id, LotID: "LC", Operator: op}
 		o.queue = append(o.queue, Input{Subject: Subjects.Of(events.TypeAdmittedWithReserve), MsgID: evID, ID: evID, Body: envelope(events.TypeAdmittedWithReserve, evID, t, a)})
 	}
 	o.gaps += nb

@@ -464,29 +464,39 @@ func TestDemo(t *testing.T) {
 		}
 		return i
 	}
+	escalation := at("reminder.escalation  ASP-2021-0112 lot 1  -> Dott. Marco Rossi")
 	firstContribution := at("reminder.contribution #1")
 	firstResolved := at("reminder.resolved")
-	escalation := at("reminder.escalation  ASP-2021-0112 lot 1  -> Dott. Marco Rossi")
 	firstCIG := at("reminder.cig #1")
+	advice := at("advice.deadline_extension  ASP-2021-0112")
 	repeat := at("reminder.cig #2")
 	deadLetter := at("deadletter  tender.cig_assigned refused: invalid_cig")
-	if !(firstContribution < firstResolved && firstResolved < firstCIG && escalation < firstCIG && firstCIG < repeat && repeat < deadLetter) {
-		t.Errorf("demo events out of order (contribution %d, resolved %d, escalation %d, cig %d, repeat %d, dead letter %d):\n%s",
-			firstContribution, firstResolved, escalation, firstCIG, repeat, deadLetter, out)
+	waitingPayment := at("reminder.contribution #1  ASP-2021-0112 lot 1 operator 04567891230")
+	if !(escalation < firstContribution && firstContribution < firstResolved && firstResolved < firstCIG &&
+		firstCIG < repeat && advice < repeat && repeat < deadLetter && deadLetter < waitingPayment) {
+		t.Errorf("demo events out of order (escalation %d, contribution %d, resolved %d, cig %d, advice %d, repeat %d, dead letter %d, payment after the CIG %d):\n%s",
+			escalation, firstContribution, firstResolved, firstCIG, advice, repeat, deadLetter, waitingPayment, out)
 	}
 	for _, s := range []string{
 		"-> Edilstrade S.r.l. <gare@pec.edilstrade.example>, cc Arch. Giulia Verdi",
-		"Gentile Edilstrade S.r.l., la piattaforma dei pagamenti ANAC (payments) è di nuovo",
-		"valuti la sospensione o la proroga del",
-		"$ promemoria pending", "pcp down, escalated",
+		"Spett.le Edilstrade S.r.l.,",
+		"Si invita pertanto a versare il contributo di 35,00 €",
+		"dal 06/05/2021 alle ore 12:00",
+		"art. 79, comma 5-bis, d.lgs. 50/2016",
+		"$ promemoria pending", "simog down, escalated", "waiting for the lot's CIG",
 		"Open gaps left: 0.",
 	} {
 		at(s)
 	}
-	if n := strings.Count(out, "  reminder.resolved  "); n != 4 {
-		t.Errorf("%d resolved reminders, want 4:\n%s", n, out)
+	for _, s := range []string{"33,00 €", "(payments)", "Gentile Edilstrade"} {
+		if strings.Contains(out, s) {
+			t.Errorf("demo output contains %q:\n%s", s, out)
+		}
 	}
-	if !regexp.MustCompile(`Done in \d+\.\ds: \d+ reminders \(\d+ contribution, [4-9] cig, 1 escalation, 4 resolved\) and 1 dead letter\.`).MatchString(out) {
+	if n := strings.Count(out, "  reminder.resolved  "); n != 5 {
+		t.Errorf("%d resolved reminders, want 5:\n%s", n, out)
+	}
+	if !regexp.MustCompile(`Done in \d+\.\ds: \d+ reminders \(\d+ contribution, [4-9] cig, 1 escalation, 5 resolved\), 2 advices and 1 dead letter\.`).MatchString(out) {
 		t.Errorf("demo summary missing or wrong:\n%s", out)
 	}
 	if i := strings.LastIndex(out, "reminder."); i > at("Done in") {

@@ -47,6 +47,7 @@ const (
 	demoSettle   = time.Hour
 	demoRepeat   = 4 * time.Hour
 	demoEscalate = 5 * 24 * time.Hour
+	demoHours    = "Mon-Fri 08:00-20:00"
 	// demoStepTimeout bounds each wait (wall clock); demoTimeout the whole story.
 	demoStepTimeout = 20 * time.Second
 	demoTimeout     = 55 * time.Second
@@ -107,6 +108,7 @@ func runDemo(args []string, _ func(string) string, stdout, stderr io.Writer) int
 		log:   zerolog.New(zerolog.ConsoleWriter{Out: stderr, TimeFormat: time.TimeOnly, NoColor: !isTerminal(stderr)}).Level(level).With().Timestamp().Logger(),
 		speed: *speed,
 		ids:   map[string]bool{},
+		shown: map[string]bool{},
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -163,6 +165,7 @@ type demo struct {
 	msgs  []demoMsg
 	ids   map[string]bool
 	dupes []string
+	shown map[string]bool // message kinds whose text was printed
 }
 
 func (d *demo) printf(format string, args ...any) { fmt.Fprintf(d.out, format, args...) }
@@ -212,9 +215,9 @@ func (d *demo) run(ctx context.Context) error {
 		"--data-dir", dir, "--listen", "127.0.0.1:0", "--http-listen", "",
 		"--settle", demoSettle.String(), "--repeat-interval", demoRepeat.String(), "--escalate-before", demoEscalate.String(),
 		// The demo's clock runs thousands of times faster than the broker's
-		// timers resolve (a second): office hours would make the story
-		// depend on the machine's load.
-		"--office-hours", "always",
+		// timers resolve (a second): long office hours keep the story from
+		// depending on the machine's load.
+		"--office-hours", demoHours,
 		"--jetstream-max-memory", "67108864", "--jetstream-max-store", "268435456",
 	}, func(string) string { return "" }, io.Discard)
 	if err != nil {
@@ -246,9 +249,10 @@ func (d *demo) run(ctx context.Context) error {
 	defer cc.Stop()
 
 	d.printf("promemoria demo: the ANAC outage of May 2021, replayed on a clock that runs %g hours a second.\n", demoRate*d.speed/3600)
-	d.printf("Embedded NATS with JetStream at %s. Settle %s, repeat every %s, escalation %s before a deadline.\n",
+	d.printf("Embedded NATS with JetStream at %s. Settle %s, repeat every %s, escalation %s before a deadline,\n",
 		d.app.ClientURL(), demoSettle, demoRepeat, demoEscalate)
-	d.printf("Lines starting with a date are messages promemoria published, at that time of the story.\n")
+	d.printf("office hours %s. Lines starting with a date are messages promemoria published, at that time of\n", demoHours)
+	d.printf("the story; the full text is shown for the first message of each kind.\n")
 
 	if err := d.story(ctx); err != nil {
 		if errors.Is(ctx.Err(), context.Canceled) {
@@ -336,14 +340,18 @@ func (d *demo) story(ctx context.Context) error {
 	}, 2); err != nil {
 		return err
 	}
-	d.chapter("", oe1.Name+" pays.")
-	if err := d.publish(ctx, events.TypeContributionPaid, tenderC+" lot 1: "+oe1.Name+" paid, receipt IUV 01234567890123456",
-		events.ContributionPaid{TenderID: tenderC, LotID: "1", OperatorFiscalCode: oe1.FiscalCode, Receipt: "IUV 01234567890123456"}); err != nil {
-		return err
+	d.chapter("", "Both bidders pay.")
+	for _, p := range []events.ContributionPaid{
+		{TenderID: tenderC, LotID: "1", OperatorFiscalCode: oe1.FiscalCode, Receipt: "IUV 01234567890123456"},
+		{TenderID: tenderC, LotID: "1", OperatorFiscalCode: oe2.FiscalCode, Receipt: "IUV 98765432109876543"},
+	} {
+		if err := d.publish(ctx, events.TypeContributionPaid, fmt.Sprintf("%s lot 1: %s paid, receipt %s", p.TenderID, p.OperatorFiscalCode, p.Receipt), p); err != nil {
+			return err
+		}
 	}
-	if err := d.waitMsgs(ctx, "the contribution gap to be resolved", func(m demoMsg) bool {
-		return m.typ == events.TypeReminderResolved && m.operator == oe1.FiscalCode
-	}, 1); err != nil {
+	if err := d.waitMsgs(ctx, "the contribution gaps to be resolved", func(m demoMsg) bool {
+		return m.typ == events.TypeReminderResolved && m.tender == tenderC
+	}, 2); err != nil {
 		return err
 	}
 	d.printf("\n        $ promemoria pending\n")
@@ -355,11 +363,11 @@ func (d *demo) story(ctx context.Context) error {
 	writePendingTable(&table, gaps, stamp)
 	d.printf("%s", indent(table.String(), "        "))
 
-	d.chapter("Fri 7 May", "Smart CIG and SIMOG are back at 08:00: the RUPs are asked for their CIGs, and advised "+
-		"on their offer deadlines.")
 	if err := d.until(ctx, cigUp); err != nil {
 		return err
 	}
+	d.chapter("Fri 7 May", "Smart CIG and SIMOG are back at 08:00: the RUPs are asked for their CIGs, and advised "+
+		"on their offer deadlines.")
 	if err := d.publish(ctx, events.TypePortalUp, "smartcig, simog, at 08:00",
 		events.PortalChange{Services: []string{"smartcig", "simog"}, At: cigUp}); err != nil {
 		return err
@@ -406,14 +414,10 @@ func (d *demo) story(ctx context.Context) error {
 	}, 1); err != nil {
 		return err
 	}
-	d.chapter("", "The bidders pay: every gap is closed.")
-	for _, p := range []events.ContributionPaid{
-		{TenderID: tenderC, LotID: "1", OperatorFiscalCode: oe2.FiscalCode, Receipt: "IUV 98765432109876543"},
-		{TenderID: tenderB, LotID: "1", OperatorFiscalCode: oe4.FiscalCode, Receipt: "IUV 55501234567890123"},
-	} {
-		if err := d.publish(ctx, events.TypeContributionPaid, fmt.Sprintf("%s lot 1: %s paid, receipt %s", p.TenderID, p.OperatorFiscalCode, p.Receipt), p); err != nil {
-			return err
-		}
+	d.chapter("", oe4.Name+" pays: every gap is closed.")
+	if err := d.publish(ctx, events.TypeContributionPaid, tenderB+" lot 1: "+oe4.Name+" paid, receipt IUV 55501234567890123",
+		events.ContributionPaid{TenderID: tenderB, LotID: "1", OperatorFiscalCode: oe4.FiscalCode, Receipt: "IUV 55501234567890123"}); err != nil {
+		return err
 	}
 	if err := d.waitMsgs(ctx, "every gap to be resolved", func(m demoMsg) bool { return m.typ == events.TypeReminderResolved }, 5); err != nil {
 		return err
@@ -583,7 +587,7 @@ func (d *demo) onOutput(msg jetstream.Msg) {
 		fmt.Fprintf(&b, "%s  %s  %s  -> %s\n", at, env.Type, a.TenderID, person(a.Recipient))
 		fmt.Fprintf(&b, "        [overlap %s; deadline %s, proposed %s; %s]\n", time.Duration(a.OverlapSeconds)*time.Second,
 			stamp(a.Deadline), stamp(a.ProposedDeadline), a.LegalBasis)
-		b.WriteString(wrap(a.Message.IT, 96, "        "))
+		b.WriteString(d.text(string(env.Type), a.Message.IT))
 		d.printf("%s", b.String())
 	case events.TypeReminderCIG, events.TypeReminderContribution, events.TypeReminderEscalation:
 		var r events.Reminder
@@ -602,7 +606,7 @@ func (d *demo) onOutput(msg jetstream.Msg) {
 		d.record(env.ID, demoMsg{typ: env.Type, kind: r.Kind, tender: r.TenderID, lot: r.LotID, operator: r.OperatorFiscalCode})
 		var b strings.Builder
 		fmt.Fprintf(&b, "%s  %s  %s lot %s, after %d reminder(s)  -> %s\n", at, env.Type, r.TenderID, r.LotID, r.RemindersSent, person(r.Recipient))
-		b.WriteString(wrap(r.Message.IT, 96, "        "))
+		b.WriteString(d.text(string(env.Type)+" "+string(r.Kind)+" "+string(r.Resolution.By), r.Message.IT))
 		d.printf("%s", b.String())
 	case events.TypeDeadLetter:
 		var dl events.DeadLetter
@@ -613,6 +617,18 @@ func (d *demo) onOutput(msg jetstream.Msg) {
 		d.record(env.ID, demoMsg{typ: env.Type})
 		d.printf("%s  %s  %s refused: %s\n", at, env.Type, d.subj.TypeOf(dl.Subject), dl.Error)
 	}
+}
+
+// text returns the message's text, indented, the first time a message of
+// its kind is printed; "" after.
+func (d *demo) text(kind, text string) string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.shown[kind] {
+		return ""
+	}
+	d.shown[kind] = true
+	return wrap(text, 96, "        ") + "\n"
 }
 
 func (d *demo) record(id string, m demoMsg) {
@@ -663,7 +679,7 @@ func (d *demo) printReminder(at string, typ events.Type, r *events.Reminder) {
 	}
 	fmt.Fprintf(&b, "%s  %s%s  %s  %s\n", at, typ, seq, what, to)
 	fmt.Fprintf(&b, "        [%s; %s]\n", svc, deadline)
-	b.WriteString(wrap(r.Message.IT, 96, "        "))
+	b.WriteString(d.text(string(typ)+" "+string(r.Kind), r.Message.IT))
 	d.printf("%s", b.String())
 }
 
