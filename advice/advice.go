@@ -63,6 +63,9 @@ type Policy struct {
 	// Calendar moves a proposed deadline off Saturdays, Sundays, holidays
 	// and closure days; nil knows only weekends.
 	Calendar *calendar.Calendar
+	// MinOverlap is the least overlap that gives an advice: a blip of a
+	// few minutes is not worth a proposal to move a deadline.
+	MinOverlap time.Duration
 }
 
 // Advice is an advice.deadline_extension to publish.
@@ -85,9 +88,9 @@ type window struct {
 }
 
 // Decide returns the advice the tender calls for at now, or nil: none is
-// due, one with the same or a larger overlap was already sent, or an
-// outage that overlaps the offer period is not over (restored and
-// settled) yet. service returns a service's history, nil if never reported.
+// due, the overlap is under MinOverlap, one with the same or a larger
+// overlap was already sent, or an outage that overlaps the offer period is
+// not over (restored and settled) yet. service returns a service's history, nil if never reported.
 func Decide(t *tender.Tender, service func(name string) *outage.Service, p Policy, now time.Time) *Advice {
 	if t.Cancelled || t.PublishedAt.IsZero() || t.OfferDeadline.IsZero() || !now.Before(t.OfferDeadline) {
 		return nil
@@ -148,7 +151,7 @@ func Decide(t *tender.Tender, service func(name string) *outage.Service, p Polic
 		}
 	}
 	overlap := union(parts).Truncate(time.Second)
-	if overlap <= 0 {
+	if overlap <= 0 || overlap < p.MinOverlap {
 		return nil
 	}
 	if t.Advised != nil && t.Advised.OverlapSeconds >= int64(overlap/time.Second) {

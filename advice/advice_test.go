@@ -400,3 +400,31 @@ func TestLegalBasis(t *testing.T) {
 		})
 	}
 }
+
+// TestMinOverlap checks that an overlap under the policy's minimum gives no
+// advice, and one at the minimum does.
+func TestMinOverlap(t *testing.T) {
+	published := time.Date(2026, time.March, 2, 9, 0, 0, 0, rome)
+	deadline := published.Add(10 * 24 * time.Hour)
+	tn := &tender.Tender{TenderID: "T-MIN", PublishedAt: published, OfferDeadline: deadline}
+	svc := &outage.Service{Name: "payments"}
+	from := published.Add(24 * time.Hour)
+	svc.Apply(outage.Transition{At: from})
+	svc.Apply(outage.Transition{At: from.Add(time.Hour), Up: true})
+	lookup := func(name string) *outage.Service {
+		if name == "payments" {
+			return svc
+		}
+		return nil
+	}
+	now := from.Add(2 * time.Hour)
+	for _, tc := range []struct {
+		min  time.Duration
+		want bool
+	}{{0, true}, {time.Hour, true}, {time.Hour + time.Second, false}} {
+		a := Decide(tn, lookup, Policy{BidderServices: []string{"payments"}, MinOverlap: tc.min}, now)
+		if (a != nil) != tc.want {
+			t.Errorf("MinOverlap %s: advice %v, want %v", tc.min, a != nil, tc.want)
+		}
+	}
+}

@@ -72,7 +72,7 @@ func WorkerOptions(cfg *config.Config) (worker.Options, error) {
 			Office: calendar.Office{Cal: cal, Hours: cfg.Hours},
 		},
 		DefaultCIGService: cfg.DefaultCIGService, ContributionService: cfg.ContributionService,
-		Services: cfg.Services, BidderServices: cfg.BidderServices, Concurrency: cfg.Concurrency, MaxAttempts: cfg.MaxAttempts,
+		Services: cfg.Services, BidderServices: cfg.BidderServices, AdviceMinOverlap: cfg.AdviceMinOverlap, Concurrency: cfg.Concurrency, MaxAttempts: cfg.MaxAttempts,
 		DedupWindow: cfg.DedupWindow, SweepGrace: cfg.SweepGrace, Replicas: cfg.Replicas, DrainTimeout: cfg.DrainTimeout,
 		Contribution: &table, Calendar: cal, Texts: texts,
 		Subjects: events.Subjects{Prefix: cfg.SubjectPrefix}, Limits: limits(cfg),

@@ -79,6 +79,9 @@ type Config struct {
 	TemplatesDir string
 	// BidderServices are the services bidders need, for the art. 25 advice.
 	BidderServices []string
+	// AdviceMinOverlap is the least overlap of outages with an offer
+	// period that gives an art. 25 advice.
+	AdviceMinOverlap time.Duration
 
 	// File is the configuration file read, if any.
 	File string
@@ -324,6 +327,8 @@ func Settings() []Setting {
 	add("services", "smartcig,simog,pcp,payments,fvoe,bdncp,ausa", "what a portal event with no services list means", false, fl, gl)
 	fl, gl = serviceList(func(c *Config) *[]string { return &c.BidderServices })
 	add("bidder_services", "payments,fvoe", "services bidders need: their outages during an offer period give the art. 25 advice", false, fl, gl)
+	f, g = dur(0, func(c *Config) *time.Duration { return &c.AdviceMinOverlap })
+	add("advice_min_overlap", "1h", "least total outage within an offer period that gives an art. 25 advice (0: any)", false, f, g)
 	def := schedulesText(&Config{ContributionSchedules: contribution.DefaultSchedules()})
 	s = append(s, Setting{Name: "contribution_schedules", Def: def, raw: true, set: schedules, get: schedulesText,
 		Help: "contribution tables as a JSON array of {id, from (Europe/Rome date), brackets: [{from_cents, amount_cents}]}, sorted by from; a list in the YAML file " +

@@ -83,6 +83,7 @@ func TestDefaults(t *testing.T) {
 		Timezone:              "Europe/Rome",
 		Location:              mustLocation(t, "Europe/Rome"),
 		BidderServices:        []string{"payments", "fvoe"},
+		AdviceMinOverlap:      time.Hour,
 	}
 	tests := []struct {
 		name string

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -37,7 +38,7 @@ func (w *Worker) advise(ctx context.Context, t *tender.Tender) error {
 		svcs[name] = s
 	}
 	p := advice.Policy{
-		BidderServices: w.opts.BidderServices, Calendar: w.opts.Calendar,
+		BidderServices: w.opts.BidderServices, Calendar: w.opts.Calendar, MinOverlap: w.opts.AdviceMinOverlap,
 		// A restoration pass may run up to Tolerance early.
 		Settle: max(0, w.opts.Policy.Settle-w.opts.Policy.Tolerance),
 	}
@@ -63,6 +64,11 @@ func (w *Worker) advise(ctx context.Context, t *tender.Tender) error {
 		data.Authority = &auth
 	}
 	if err := w.publishEvent(ctx, events.TypeAdviceExtension, a.ID, now, data); err != nil {
+		if inProcess(err) {
+			// Another worker is publishing the same advice right now; it
+			// records it, or fails and is retried.
+			return nil
+		}
 		return fmt.Errorf("advice %s: %w", a.ID, err)
 	}
 	w.metrics.advice()
@@ -116,4 +122,13 @@ func (w *Worker) adviseAll(ctx context.Context, msg jetstream.Msg) (int, error) 
 		err = *errp
 	}
 	return n, err
+}
+
+// errCodeMsgIDInProcess is the JetStream error for a publish whose
+// Nats-Msg-Id another publish is storing at the same moment.
+const errCodeMsgIDInProcess jetstream.ErrorCode = 10158
+
+func inProcess(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeMsgIDInProcess
 }

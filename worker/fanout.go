@@ -70,11 +70,13 @@ func (w *Worker) restorationPass(ctx context.Context, msg jetstream.Msg, service
 	if err != nil {
 		return fmt.Errorf("restoration pass %d of %s: %w", n, service, err)
 	}
-	advised, err := w.adviseAll(ctx, msg)
-	if err != nil {
+	// The outage may have overlapped offer periods: one advice sweep looks
+	// at every tender. Its timer has one key, so the passes of services
+	// restored together (one portal.up) share one sweep.
+	if err := w.schedule(ctx, adviceSweepKey, now); err != nil {
 		return fmt.Errorf("restoration pass %d of %s: %w", n, service, err)
 	}
-	w.log.Info().Str("service", service).Int("pass", n).Int64("gaps", count.Load()).Int("advices", advised).
+	w.log.Info().Str("service", service).Int("pass", n).Int64("gaps", count.Load()).
 		Dur("took", time.Since(start)).Time("up_since", svc.UpSince()).Msg("restoration pass done")
 	if n == 1 {
 		return w.schedule(ctx, passKey(service, 2), now.Add(w.opts.SweepGrace))

@@ -21,9 +21,10 @@ func (w *Worker) apply(ctx context.Context, ev *events.Event) error {
 	case *events.PortalChange:
 		return w.portalChange(ctx, ev, p)
 	case *events.TenderPublished:
-		for _, warning := range tender.Warnings(p, w.opts.DefaultCIGService) {
+		if warnings := tender.Warnings(p, w.opts.DefaultCIGService); len(warnings) > 0 {
 			w.metrics.tenderWarning()
-			w.log.Warn().Str("tender_id", p.TenderID).Str("event_id", ev.ID).Msg("tender looks unusual: " + warning)
+			w.log.Warn().Str("tender_id", p.TenderID).Str("event_id", ev.ID).Strs("warnings", warnings).
+				Msg("tender published with an unlikely CIG service for its amount or date: applied as given")
 		}
 		for _, l := range p.Lots {
 			w.checkUnverified(p.TenderID, l.LotID, l.CIG)

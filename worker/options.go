@@ -65,6 +65,9 @@ type Options struct {
 	// BidderServices are the services bidders need during an offer period;
 	// their outages lead to an art. 25 advice (default payments, fvoe).
 	BidderServices []string
+	// AdviceMinOverlap is the least overlap of outages with an offer
+	// period that gives an advice (default 0: any).
+	AdviceMinOverlap time.Duration
 	// Limits bound the input accepted.
 	Limits events.Limits
 	// Now is the clock (default time.Now).

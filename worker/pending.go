@@ -200,12 +200,12 @@ func pendingOf(g *gap.Gap, svc *outage.Service, settle time.Duration, now time.T
 		p.State, p.WaitingFor = PendingResolved, nil
 	case !ok:
 		p.State = PendingServiceDown
-	case now.Before(ready):
-		p.State = PendingSettling
 	case g.NeedsCIG():
 		p.State = PendingWaitingCIG
 	case g.Sequence > 0:
 		p.State = PendingReminded
+	case now.Before(ready):
+		p.State = PendingSettling
 	default:
 		p.State = PendingDue
 	}

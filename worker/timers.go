@@ -21,8 +21,8 @@ import (
 // schedule for a key replaces the old one; purging the schedule's subject
 // cancels it. The schedule lives in a stream, so it survives restarts.
 //
-// Keys are gap keys (gap.<service>.<kind>.<tender>.<lot>[.<operator>]) and
-// restoration passes (pass.<service>.<n>).
+// Keys are gap keys (gap.<service>.<kind>.<tender>.<lot>[.<operator>]),
+// restoration passes (pass.<service>.<n>) and the advice sweep (advise).
 
 // timerPayload is the body of a timer message.
 type timerPayload struct {
@@ -69,7 +69,13 @@ func passKey(service string, n int) string {
 	return "pass." + gap.Token(service) + "." + strconv.Itoa(n)
 }
 
-func isServiceTimer(key string) bool { return strings.HasPrefix(key, "pass.") }
+// adviceSweepKey names the timer of the sweep that looks at every tender
+// for an art. 25 advice after a restoration.
+const adviceSweepKey = "advise"
+
+// isServiceTimer reports whether key is a timer that looks at many records
+// (a restoration pass or the advice sweep) rather than one gap.
+func isServiceTimer(key string) bool { return strings.HasPrefix(key, "pass.") || key == adviceSweepKey }
 
 // timerRoute orders a gap's timer with the events of its tender.
 func timerRoute(key string) string {
@@ -87,6 +93,13 @@ func (w *Worker) handleTimer(ctx context.Context, msg jetstream.Msg, key string)
 	switch {
 	case strings.HasPrefix(key, "gap."):
 		return w.syncGapOpts(ctx, key, nil, 0, nil, nil, 0, true)
+	case key == adviceSweepKey:
+		n, err := w.adviseAll(ctx, msg)
+		if err != nil {
+			return fmt.Errorf("advice sweep: %w", err)
+		}
+		w.log.Info().Int("tenders", n).Msg("advice sweep done")
+		return nil
 	case isServiceTimer(key):
 		parts := strings.Split(key, ".")
 		if len(parts) != 3 {

@@ -189,7 +189,7 @@ func pendingState(g worker.PendingGap) string {
 		s = "waiting for the lot's CIG"
 	}
 	if g.State != worker.PendingWaitingCIG && slices.Contains(g.WaitingFor, worker.WaitingCIG) {
-		s += " and the lot's CIG"
+		s += ", no CIG yet"
 	}
 	if g.Escalated {
 		s += ", escalated"
