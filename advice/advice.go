@@ -16,7 +16,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	_ "time/tzdata" // Europe/Rome on machines without a zone database
 
 	"github.com/promemoria/promemoria/calendar"
 	"github.com/promemoria/promemoria/events"
@@ -30,13 +29,7 @@ const (
 	BasisCode2016 = "art. 79, comma 5-bis, d.lgs. 50/2016"
 )
 
-var rome = func() *time.Location {
-	l, err := time.LoadLocation("Europe/Rome")
-	if err != nil {
-		panic("advice: Europe/Rome: " + err.Error())
-	}
-	return l
-}()
+var rome = calendar.Rome()
 
 // code2023From is when D.Lgs. 36/2023 took effect for new procedures.
 var code2023From = time.Date(2023, time.July, 1, 0, 0, 0, 0, rome)
@@ -61,11 +54,29 @@ type Policy struct {
 	// as over.
 	Settle time.Duration
 	// Calendar moves a proposed deadline off Saturdays, Sundays, holidays
-	// and closure days; nil knows only weekends.
+	// and closure days; nil means the national holidays in Europe/Rome.
 	Calendar *calendar.Calendar
-	// MinOverlap is the least overlap that gives an advice: a blip of a
-	// few minutes is not worth a proposal to move a deadline.
+	// MinOverlap is the least overlap that gives an advice (0: any).
 	MinOverlap time.Duration
+	// ContributionService is the bidder service through which the
+	// contribution is paid (payments): it counts only for a tender with a
+	// lot whose bidders owe one, as Owes says. A nil Owes counts it always.
+	ContributionService string
+	Owes                func(baseCents int64, publishedAt time.Time) bool
+}
+
+// owes reports whether some published lot of t makes its bidders pay a
+// contribution; a lot whose amount is not known is taken as owing.
+func (p Policy) owes(t *tender.Tender) bool {
+	if p.Owes == nil {
+		return true
+	}
+	for _, l := range t.Lots {
+		if l.Published && (l.BaseAmountCents == 0 || p.Owes(l.BaseAmountCents, t.PublishedAt)) {
+			return true
+		}
+	}
+	return false
 }
 
 // Advice is an advice.deadline_extension to publish.
@@ -97,6 +108,9 @@ func Decide(t *tender.Tender, service func(name string) *outage.Service, p Polic
 	}
 	var wins []window
 	for _, s := range p.BidderServices {
+		if s == p.ContributionService && !p.owes(t) {
+			continue // nobody pays: the payments platform did not matter
+		}
 		wins = append(wins, window{s, t.PublishedAt, t.OfferDeadline})
 	}
 	for _, l := range t.Lots {
@@ -229,6 +243,7 @@ func id(t *tender.Tender, spans []events.OutageSpan) string {
 	return "adv-" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(sum[:15]))
 }
 
+// later returns the later of a and b.
 func later(a, b time.Time) time.Time {
 	if a.After(b) {
 		return a
@@ -236,6 +251,7 @@ func later(a, b time.Time) time.Time {
 	return b
 }
 
+// earlier returns the earlier of a and b.
 func earlier(a, b time.Time) time.Time {
 	if a.Before(b) {
 		return a

@@ -428,3 +428,35 @@ func TestMinOverlap(t *testing.T) {
 		}
 	}
 }
+
+// TestPaymentsOnlyWhenSomeoneOwes checks that the payments platform's
+// outage counts only for a tender with a lot whose bidders owe a
+// contribution.
+func TestPaymentsOnlyWhenSomeoneOwes(t *testing.T) {
+	published := time.Date(2026, time.March, 2, 9, 0, 0, 0, rome)
+	from := published.Add(24 * time.Hour)
+	svc := &outage.Service{Name: "payments"}
+	svc.Apply(outage.Transition{At: from})
+	svc.Apply(outage.Transition{At: from.Add(3 * time.Hour), Up: true})
+	lookup := func(name string) *outage.Service {
+		if name == "payments" {
+			return svc
+		}
+		return nil
+	}
+	p := Policy{
+		BidderServices: []string{"payments", "fvoe"}, ContributionService: "payments",
+		Owes: func(base int64, _ time.Time) bool { return base >= 150_000_00 },
+	}
+	for _, tc := range []struct {
+		name string
+		base int64
+		want bool
+	}{{"exempt lot", 149_999_99, false}, {"lot that owes", 150_000_00, true}, {"unknown amount", 0, true}} {
+		tn := &tender.Tender{TenderID: "T", PublishedAt: published, OfferDeadline: published.Add(10 * 24 * time.Hour),
+			Lots: []*tender.Lot{{LotID: "1", Published: true, CIG: "918052266A", BaseAmountCents: tc.base}}}
+		if got := Decide(tn, lookup, p, from.Add(5*time.Hour)) != nil; got != tc.want {
+			t.Errorf("%s: advice %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -63,8 +63,11 @@ func WorkerOptions(cfg *config.Config) (worker.Options, error) {
 	}
 	cal := calendar.New(cfg.Location, cfg.ClosureDays...)
 	texts, err := message.Load(cfg.TemplatesDir, cal.Location())
-	if err != nil {
+	if err != nil && cfg.TemplatesDir != "" {
 		return worker.Options{}, fmt.Errorf("config templates_dir: %w", err)
+	}
+	if err != nil {
+		return worker.Options{}, fmt.Errorf("embedded message templates: %w", err)
 	}
 	return worker.Options{
 		Policy: gap.Policy{

@@ -35,7 +35,11 @@ var sanFrancesco = &cal.Holiday{
 // national lists the Italian national holidays; Sundays are left to the weekday checks.
 var national = append(slices.Clone(it.Holidays), sanFrancesco)
 
-// rome returns the Europe/Rome zone, the default of New and of a nil Calendar.
+// Rome returns the Europe/Rome zone: the zone of Italian dates and terms,
+// the default of New and of a nil Calendar. The zone database is embedded,
+// so it never fails.
+func Rome() *time.Location { return rome() }
+
 var rome = sync.OnceValue(func() *time.Location {
 	loc, err := time.LoadLocation("Europe/Rome")
 	if err != nil {

@@ -328,7 +328,7 @@ func Settings() []Setting {
 	fl, gl = serviceList(func(c *Config) *[]string { return &c.BidderServices })
 	add("bidder_services", "payments,fvoe", "services bidders need: their outages during an offer period give the art. 25 advice", false, fl, gl)
 	f, g = dur(0, func(c *Config) *time.Duration { return &c.AdviceMinOverlap })
-	add("advice_min_overlap", "1h", "least total outage within an offer period that gives an art. 25 advice (0: any)", false, f, g)
+	add("advice_min_overlap", "0s", "least total outage within an offer period that gives an art. 25 advice (0s: any)", false, f, g)
 	def := schedulesText(&Config{ContributionSchedules: contribution.DefaultSchedules()})
 	s = append(s, Setting{Name: "contribution_schedules", Def: def, raw: true, set: schedules, get: schedulesText,
 		Help: "contribution tables as a JSON array of {id, from (Europe/Rome date), brackets: [{from_cents, amount_cents}]}, sorted by from; a list in the YAML file " +

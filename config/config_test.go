@@ -83,7 +83,7 @@ func TestDefaults(t *testing.T) {
 		Timezone:              "Europe/Rome",
 		Location:              mustLocation(t, "Europe/Rome"),
 		BidderServices:        []string{"payments", "fvoe"},
-		AdviceMinOverlap:      time.Hour,
+		AdviceMinOverlap:      0,
 	}
 	tests := []struct {
 		name string

@@ -20,7 +20,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
-	_ "time/tzdata" // Europe/Rome even where the system has no zoneinfo
+
+	"github.com/promemoria/promemoria/calendar"
 )
 
 // Bracket is one row: lots with base amount >= FromCents (and below the next bracket)
@@ -69,14 +70,7 @@ const Euro int64 = 100
 const dateLayout = time.DateOnly
 
 // rome is the time zone of the Italian calendar in which schedule dates are read.
-var rome = func() *time.Location {
-	loc, err := time.LoadLocation("Europe/Rome")
-	if err != nil {
-		// time/tzdata is linked in, so this cannot happen.
-		panic(fmt.Sprintf("contribution: load Europe/Rome: %v", err))
-	}
-	return loc
-}()
+var rome = calendar.Rome()
 
 // DefaultSchedules returns the two tables of DOMAIN.md as documented defaults:
 //

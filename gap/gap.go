@@ -73,19 +73,29 @@ type Gap struct {
 
 // Merge folds a freshly derived description of the gap (spec, taken from
 // tender revision rev) into the stored record g. Progress fields are kept;
-// a resolved gap never reopens.
+// a resolved gap never reopens, except one closed as exempt when a newer
+// publication puts its lot above the threshold.
 func (g *Gap) Merge(spec *Gap, rev uint64) {
-	if rev >= g.TenderRevision {
+	newer := rev >= g.TenderRevision
+	if newer {
 		g.Title, g.RUP, g.Deadline = spec.Title, spec.RUP, spec.Deadline
 		g.Authority, g.PublishedAt, g.CIG = spec.Authority, spec.PublishedAt, spec.CIG
 		g.Operator = spec.Operator
 		g.ContributionCents, g.ContributionKnown, g.ContributionTable = spec.ContributionCents, spec.ContributionKnown, spec.ContributionTable
 		g.TenderRevision = rev
 	}
-	if g.Open && !spec.Open {
+	switch {
+	case g.Open && !spec.Open && (!spec.Exempt || newer):
+		// A payment or a cancellation closes whatever the revision; an
+		// exemption only from the newest publication, which sets the amount.
 		g.Open, g.Resolution = false, spec.Resolution
 		// A gap opened before its tender was known can turn out exempt.
 		g.Exempt = spec.Exempt && g.Sequence == 0 && !g.Escalated
+	case g.Exempt && spec.Open && newer:
+		// A newer publication put the lot above the threshold: the bid owes
+		// after all. Nothing was ever sent about an exempt gap, so it can
+		// open again; a gap closed by a payment or a cancellation cannot.
+		g.Open, g.Exempt, g.Resolution = true, false, nil
 	}
 }
 
@@ -149,6 +159,20 @@ func Key(service string, id Identity) string {
 		b.WriteString(Token(id.OperatorFiscalCode))
 	}
 	return b.String()
+}
+
+// ParseKey returns the identity named by a key Key built; ok is false for
+// anything else.
+func ParseKey(key string) (id Identity, ok bool) {
+	parts := strings.Split(key, ".")
+	if (len(parts) != 5 && len(parts) != 6) || parts[0] != "gap" {
+		return Identity{}, false
+	}
+	id = Identity{Kind: events.Kind(parts[2]), TenderID: Untoken(parts[3]), LotID: Untoken(parts[4])}
+	if len(parts) == 6 {
+		id.OperatorFiscalCode = Untoken(parts[5])
+	}
+	return id, true
 }
 
 // ServicePrefix returns the key filter of every gap that depends on service.

@@ -410,3 +410,57 @@ func TestMergeExempt(t *testing.T) {
 		})
 	}
 }
+
+// TestMergeExemptReopens checks that a gap closed as exempt opens again when
+// a newer publication puts its lot above the threshold, and that a stale
+// derivation neither closes nor reopens it.
+func TestMergeExemptReopens(t *testing.T) {
+	exempt := Gap{Kind: events.KindContribution, Open: false, Exempt: true,
+		Resolution: &events.Resolution{By: events.TypeTenderPublished, Reason: "exempt"}}
+	owes := Gap{Kind: events.KindContribution, Open: true, ContributionCents: 3500, ContributionKnown: true}
+
+	g := Gap{Kind: events.KindContribution, Open: true}
+	g.Merge(&exempt, 3)
+	if g.Open || !g.Exempt {
+		t.Fatalf("after an exempt derivation: open %v exempt %v, want closed and exempt", g.Open, g.Exempt)
+	}
+	g.Merge(&owes, 2) // stale
+	if g.Open {
+		t.Errorf("a stale derivation reopened the exempt gap")
+	}
+	g.Merge(&owes, 4)
+	if !g.Open || g.Exempt || g.Resolution != nil || g.ContributionCents != 3500 {
+		t.Errorf("after a newer derivation that owes: %+v, want open, not exempt, 35 €", g)
+	}
+	g.Merge(&exempt, 3) // stale again
+	if !g.Open {
+		t.Errorf("a stale exempt derivation closed the gap")
+	}
+	paid := Gap{Kind: events.KindContribution, Open: false, Resolution: &events.Resolution{By: events.TypeContributionPaid}}
+	g.Merge(&paid, 1)
+	if g.Open || g.Exempt {
+		t.Errorf("a payment, even from an older revision, must close: %+v", g)
+	}
+	g.Merge(&owes, 9)
+	if g.Open {
+		t.Errorf("a paid gap reopened")
+	}
+}
+
+// TestParseKey checks that ParseKey reverses Key, escaped ids included.
+func TestParseKey(t *testing.T) {
+	for _, id := range []Identity{
+		{Kind: events.KindCIG, TenderID: "T-1", LotID: "1"},
+		{Kind: events.KindContribution, TenderID: "ASP/2021.0112 è", LotID: "lotto 2", OperatorFiscalCode: "RSSMRA70A01F205X"},
+	} {
+		got, ok := ParseKey(Key("pcp", id))
+		if !ok || got != id {
+			t.Errorf("ParseKey(Key(%+v)) = %+v, %v", id, got, ok)
+		}
+	}
+	for _, bad := range []string{"", "svc.pcp", "gap.pcp.cig.T", "tender.x.y.z.w"} {
+		if _, ok := ParseKey(bad); ok {
+			t.Errorf("ParseKey(%q) accepted", bad)
+		}
+	}
+}

@@ -53,7 +53,7 @@ var (
 // cigGapAt is an open CIG gap reminded seq times, the last at last, with
 // the given deadline (zero: none).
 func cigGapAt(seq int, last, deadline time.Time) *Gap {
-	g := &Gap{Kind: events.KindCIG, Service: "pcp", TenderID: "T1", LotID: "1", OpenedAt: rt("2026-03-02 10:00:00"), Open: true, Sequence: seq, Deadline: deadline}
+	g := &Gap{Kind: events.KindCIG, Service: "pcp", TenderID: "T1", LotID: "1", RUP: testRUP, OpenedAt: rt("2026-03-02 10:00:00"), Open: true, Sequence: seq, Deadline: deadline}
 	if seq > 0 {
 		g.LastRemindedAt = last
 	}
@@ -234,7 +234,7 @@ func TestPlanAlwaysIsZero(t *testing.T) {
 // ("" while it has none), with the given deadline (never: none).
 func contributionGapAt(cig string, seq int, deadline time.Duration) *Gap {
 	op := &events.Operator{FiscalCode: "IT01234567890", Name: "Edil Srl", Email: "edil@pec.example.it"}
-	g := &Gap{Kind: events.KindContribution, Service: "payments", TenderID: "T1", LotID: "1", CIG: cig, Operator: op,
+	g := &Gap{Kind: events.KindContribution, Service: "payments", TenderID: "T1", LotID: "1", CIG: cig, Operator: op, RUP: testRUP,
 		OpenedAt: pt(time.Hour), Open: true, Sequence: seq, ContributionCents: 3500, ContributionKnown: true, ContributionTable: "anac-2021"}
 	if deadline != never {
 		g.Deadline = pt(deadline)

@@ -117,7 +117,9 @@ func Plan(g *Gap, svc *outage.Service, now time.Time, p Policy) Decision {
 		}
 		d.WakeAt = due
 	}
-	if !g.Deadline.IsZero() && !g.Escalated {
+	// The escalation goes to the RUP: it waits until the tender, which
+	// names the RUP, is known.
+	if !g.Deadline.IsZero() && !g.Escalated && g.RUP.Email != "" {
 		at := p.Office.EscalationAt(g.Deadline, p.EscalateBefore)
 		switch {
 		case p.sendable(at, now):

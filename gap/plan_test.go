@@ -42,8 +42,11 @@ func resolved(seq int) Action { return Action{Type: ActResolved, Sequence: seq} 
 
 // openGap is a CIG gap opened during the outage, reminded seq times, the
 // last at last (ignored if seq is 0), with the given deadline (never: none).
+// testRUP is the RUP of the tests' gaps: escalations go to the RUP.
+var testRUP = events.Person{Name: "Maria Rossi", Email: "rup@comune.example.it"}
+
 func openGap(seq int, last, deadline time.Duration) *Gap {
-	g := &Gap{Kind: events.KindCIG, Service: "smartcig", TenderID: "T1", LotID: "1", OpenedAt: pt(time.Hour), Open: true, Sequence: seq}
+	g := &Gap{Kind: events.KindCIG, Service: "smartcig", TenderID: "T1", LotID: "1", RUP: testRUP, OpenedAt: pt(time.Hour), Open: true, Sequence: seq}
 	if seq > 0 {
 		g.LastRemindedAt = pt(last)
 	}
@@ -399,5 +402,20 @@ func TestDefaultPolicy(t *testing.T) {
 	// The default sends at any time: office hours are configuration.
 	if got.Office.Cal != nil || !got.Office.Hours.Always() {
 		t.Errorf("DefaultPolicy().Office = %+v, want the zero Office", got.Office)
+	}
+}
+
+// TestEscalationWaitsForTheRUP checks that a gap whose tender is not known
+// yet (no RUP) is not escalated, and is once the RUP is known.
+func TestEscalationWaitsForTheRUP(t *testing.T) {
+	g := openGap(0, 0, 2*time.Hour)
+	g.Kind, g.Service, g.CIG, g.RUP = events.KindContribution, "payments", "", events.Person{}
+	now := pt(2 * time.Hour)
+	if d := Plan(g, nil, now, policy); len(d.Actions) != 0 {
+		t.Fatalf("no RUP: actions %v, want none", d.Actions)
+	}
+	g.RUP = testRUP
+	if d := Plan(g, nil, now, policy); len(d.Actions) != 1 || d.Actions[0].Type != ActEscalate {
+		t.Errorf("RUP known: actions %v, want one escalation", d.Actions)
 	}
 }

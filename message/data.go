@@ -111,14 +111,15 @@ type Resolved struct {
 	// CIGUnverified is true when the CIG belongs to a family (V, W) whose
 	// check digit ANAC does not publish: accepted on format alone.
 	CIGUnverified bool
+	// ToRUP is true when a contribution gap's notice goes to the RUP rather
+	// than to the bidder: the bidder was never reminded (the gap waited for
+	// the lot's CIG), only the RUP was warned. A CIG gap's notice always
+	// goes to the RUP.
+	ToRUP bool
 }
 
-// Outage is one outage of an ANAC service.
-type Outage struct {
-	Service string
-	From    time.Time
-	To      time.Time
-}
+// Outage is one outage of an ANAC service, as the advice lists it.
+type Outage = events.OutageSpan
 
 // Advice is the data of advice.deadline_extension: the offer period of a
 // tender overlapped outages of services that bidders need; the RUP may

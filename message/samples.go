@@ -3,6 +3,7 @@ package message
 import (
 	"time"
 
+	"github.com/promemoria/promemoria/calendar"
 	"github.com/promemoria/promemoria/events"
 )
 
@@ -16,13 +17,7 @@ type sample struct {
 
 // rome is Europe/Rome: the zone texts are written in by default and the
 // zone of the samples' times.
-var rome = func() *time.Location {
-	loc, err := time.LoadLocation("Europe/Rome")
-	if err != nil {
-		panic(err) // time/tzdata is embedded: cannot happen
-	}
-	return loc
-}()
+var rome = calendar.Rome()
 
 // romeTime is a time in Rome.
 func romeTime(year int, month time.Month, day, hour, minute int) time.Time {
@@ -188,6 +183,10 @@ var samples = map[Kind][]sample{
 				By: events.TypeTenderCancelled, At: romeTime(2021, time.May, 11, 9, 0),
 				Reason: "errore materiale negli atti di gara",
 			},
+		}},
+		{"contribution_paid_rup", Resolved{
+			Gap: gapPaid, ToRUP: true,
+			Resolution: events.Resolution{By: events.TypeContributionPaid, At: romeTime(2021, time.May, 10, 15, 45), Receipt: "01210000001234567"},
 		}},
 		{"contribution_cancelled", Resolved{
 			Gap: with(gapPaid, func(g *Gap) { g.Operator = samplePerson }), RemindersSent: 1,

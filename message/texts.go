@@ -133,6 +133,7 @@ func checkDir(dir string) error {
 	return nil
 }
 
+// kindList names every message kind, for errors.
 func kindList() string {
 	s := make([]string, len(Kinds))
 	for i, k := range Kinds {

@@ -221,17 +221,19 @@ func TestWarnings(t *testing.T) {
 		{"smartcig at 40,000 €", before2024, "pcp", []events.Lot{lot("1", "smartcig", cents(40_000, 0))}, []string{"lot 1: a Smart CIG is for contracts under 40,000 €, this lot is 40000.00 €"}},
 		{"smartcig from 1 January 2024 in Rome", from2024, "pcp", []events.Lot{lot("1", "smartcig", cents(1_000, 0))}, []string{"lot 1: Smart CIGs are not issued since 1 January 2024, the tender was published on 2024-01-01"}},
 		{"smartcig both", from2024, "pcp", []events.Lot{lot("1", "smartcig", cents(50_000, 5))}, []string{"this lot is 50000.05 €", "published on 2024-01-01"}},
-		{"smartcig by default", from2024, "smartcig", []events.Lot{lot("1", "", cents(1_000, 0))}, []string{"lot 1: Smart CIGs are not issued"}},
+		{"smartcig by default: the operator's choice", from2024, "smartcig", []events.Lot{lot("1", "", cents(1_000, 0))}, nil},
+		{"smartcig lot that has its CIG", from2024, "pcp", []events.Lot{{LotID: "1", CIGService: "smartcig", CIG: "Z3B3885F48", BaseAmountCents: cents(90_000, 0)}}, nil},
 		{"pcp before 2024", before2024, "simog", []events.Lot{lot("1", "pcp", cents(200_000, 0))}, []string{"lot 1: PCP issues CIGs since 1 January 2024, the tender was published on 2023-12-31"}},
-		{"pcp by default before 2024", before2024, "pcp", []events.Lot{lot("1", "", cents(200_000, 0))}, []string{"lot 1: PCP issues CIGs"}},
+		{"pcp by default before 2024: the operator's choice", before2024, "pcp", []events.Lot{lot("1", "", cents(200_000, 0))}, nil},
 		{"pcp from 2024", from2024, "pcp", []events.Lot{lot("1", "pcp", cents(200_000, 0))}, nil},
 		{"simog any time", utc("2021-05-04T10:00:00Z"), "pcp", []events.Lot{lot("1", "simog", cents(5_000_000, 0))}, nil},
-		{"each lot on its own", before2024, "pcp", []events.Lot{lot("1", "simog", cents(50_000, 0)), lot("2", "smartcig", cents(40_000, 0)), lot("3", "", 0)},
+		{"each lot on its own", before2024, "pcp", []events.Lot{lot("1", "simog", cents(50_000, 0)), lot("2", "smartcig", cents(40_000, 0)), lot("3", "pcp", 0)},
 			[]string{"lot 2: a Smart CIG", "lot 3: PCP issues"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := Warnings(&events.TenderPublished{TenderID: tenderID, PublishedAt: tt.published, Lots: tt.lots}, tt.dflt)
+			_ = tt.dflt // the default service never warns
+			got := Warnings(&events.TenderPublished{TenderID: tenderID, PublishedAt: tt.published, Lots: tt.lots})
 			if len(got) != len(tt.want) {
 				t.Fatalf("Warnings = %q, want %d matching %q", got, len(tt.want), tt.want)
 			}

@@ -1,15 +1,6 @@
 package tender
 
-import (
-	"time"
-	_ "time/tzdata" // Europe/Rome on machines without a zone database
-)
+import "github.com/promemoria/promemoria/calendar"
 
 // rome is the time zone of Italian dates.
-var rome = func() *time.Location {
-	l, err := time.LoadLocation("Europe/Rome")
-	if err != nil {
-		panic("tender: Europe/Rome: " + err.Error())
-	}
-	return l
-}()
+var rome = calendar.Rome()

@@ -269,9 +269,10 @@ func (t *Tender) Gaps(s Services) []gap.Gap {
 			g.CIG = l.CIG
 		}
 		// The amount, and whether anything is owed, is known once the lot
-		// has been published: the schedule is the one in force on the
-		// tender's publication date.
-		if l != nil && l.Published && !t.PublishedAt.IsZero() && s.Owed != nil {
+		// has been published with its base amount: the schedule is the one
+		// in force on the tender's publication date. A lot without a base
+		// amount (0) is not taken as exempt: its amount is unknown.
+		if l != nil && l.Published && l.BaseAmountCents > 0 && !t.PublishedAt.IsZero() && s.Owed != nil {
 			a := s.Owed(l.BaseAmountCents, t.PublishedAt)
 			g.ContributionCents, g.ContributionKnown, g.ContributionTable = a.Cents, a.Known, a.Table
 			g.Exempt = a.Exempt
@@ -309,17 +310,19 @@ var (
 )
 
 // Warnings returns what looks wrong in a tender.published without being a
-// reason to reject it: a Smart CIG for a lot of 40,000 € or more, or after
-// Smart CIGs stopped being issued (31 December 2023); a PCP CIG for a
-// tender published before PCP issued CIGs (1 January 2024).
-func Warnings(p *events.TenderPublished, defaultService string) []string {
+// reason to reject it, for the lots published without a CIG whose
+// cig_service the publisher named: a Smart CIG for a lot of 40,000 € or
+// more, or after Smart CIGs stopped being issued (31 December 2023); a PCP
+// CIG for a tender published before PCP issued CIGs (1 January 2024). A
+// lot that names no service takes the configured default, which is the
+// operator's choice, not the publisher's.
+func Warnings(p *events.TenderPublished) []string {
 	var out []string
 	for _, l := range p.Lots {
-		svc := l.CIGService
-		if svc == "" {
-			svc = defaultService
+		if l.CIG != "" {
+			continue
 		}
-		switch svc {
+		switch l.CIGService {
 		case "smartcig":
 			if l.BaseAmountCents >= smartCIGLimit {
 				out = append(out, fmt.Sprintf("lot %s: a Smart CIG is for contracts under 40,000 €, this lot is %d.%02d €", l.LotID, l.BaseAmountCents/100, l.BaseAmountCents%100))

@@ -35,7 +35,7 @@ func (w *Worker) deadLetter(ctx context.Context, msg jetstream.Msg, cause error,
 		dl.Stream, dl.Sequence = meta.Stream, meta.Sequence.Stream
 		id = fmt.Sprintf("dl-%s-%d", meta.Stream, meta.Sequence.Stream)
 	}
-	if err := w.publishEvent(ctx, events.TypeDeadLetter, id, w.now(), dl); err != nil {
+	if _, err := w.publishEvent(ctx, events.TypeDeadLetter, id, w.now(), dl); err != nil {
 		return fmt.Errorf("dead-letter: %w", err)
 	}
 	w.metrics.deadLettered.Add(1)

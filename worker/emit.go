@@ -62,6 +62,11 @@ func (w *Worker) reminderMsg(g *gap.Gap, svc *outage.Service, a gap.Action, now 
 			OperatorFiscalCode: g.OperatorFiscalCode(), Recipient: g.Recipient(), CC: g.CC(),
 			RemindersSent: g.Sequence, Message: text,
 		}
+		if g.Sequence == 0 {
+			// Only the RUP was told (an escalation): only the RUP hears of
+			// the resolution.
+			res.Recipient, res.CC = g.RUP, nil
+		}
 		if g.Resolution != nil {
 			res.Resolution = *g.Resolution
 			res.CIGUnverified = unverified(g.Resolution.CIG)
@@ -147,9 +152,6 @@ func (w *Worker) reminder(g *gap.Gap, svc *outage.Service, a gap.Action, now tim
 	if a.Type == gap.ActEscalate {
 		r.Escalation = true
 		r.Recipient, r.CC = g.RUP, nil
-		if g.RUP.Email == "" { // the tender is not known yet: tell whoever we can
-			r.Recipient = g.Recipient()
-		}
 		msg, err := w.escalationText(g, svc, now)
 		if err != nil {
 			return nil, err
@@ -167,13 +169,12 @@ func (w *Worker) reminder(g *gap.Gap, svc *outage.Service, a gap.Action, now tim
 
 // publishEvent wraps data in a CloudEvents envelope and publishes it with
 // id as Nats-Msg-Id, waiting for the ack.
-func (w *Worker) publishEvent(ctx context.Context, typ events.Type, id string, now time.Time, data any) error {
+func (w *Worker) publishEvent(ctx context.Context, typ events.Type, id string, now time.Time, data any) (*jetstream.PubAck, error) {
 	msg, err := w.eventMsg(typ, id, now, data)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	_, err = w.js.PublishMsg(ctx, msg)
-	return err
+	return w.js.PublishMsg(ctx, msg)
 }
 
 // eventMsg wraps data in a CloudEvents envelope on the subject of typ,

@@ -36,45 +36,31 @@ func (w *Worker) restorationPass(ctx context.Context, msg jetstream.Msg, service
 		return w.schedule(ctx, passKey(service, n), ready)
 	}
 	start := time.Now()
-	var (
-		wg       sync.WaitGroup
-		sem      = make(chan struct{}, w.opts.FanOut)
-		firstErr atomic.Pointer[error]
-		count    atomic.Int64
-	)
-	err = w.scanState(ctx, msg, gap.ServicePrefix(service), func(key string, data []byte, rev uint64) error {
-		if errp := firstErr.Load(); errp != nil {
-			return *errp
-		}
+	var count atomic.Int64
+	err = w.fanOut(ctx, msg, gap.ServicePrefix(service), func(key string, data []byte, rev uint64) (func() error, bool) {
 		var g gap.Gap
 		if err := json.Unmarshal(data, &g); err != nil {
 			w.log.Error().Err(err).Str("gap", key).Msg("gap record undecodable: skipped")
-			return nil
+			return nil, false
 		}
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
+		return func() error {
 			if err := w.syncGapFrom(ctx, key, nil, 0, svc, &g, rev); err != nil {
-				firstErr.CompareAndSwap(nil, &err)
-				return
+				return err
 			}
 			count.Add(1)
-		}()
-		return nil
+			return nil
+		}, true
 	})
-	wg.Wait()
-	if errp := firstErr.Load(); errp != nil {
-		err = *errp
-	}
 	if err != nil {
 		return fmt.Errorf("restoration pass %d of %s: %w", n, service, err)
 	}
 	// The outage may have overlapped offer periods: one advice sweep looks
-	// at every tender. Its timer has one key, so the passes of services
-	// restored together (one portal.up) share one sweep.
-	if err := w.schedule(ctx, adviceSweepKey, now); err != nil {
-		return fmt.Errorf("restoration pass %d of %s: %w", n, service, err)
+	// at every tender. Its timer has one key, so the first passes of the
+	// services restored together (one portal.up) share one sweep.
+	if n == 1 {
+		if err := w.schedule(ctx, adviceSweepKey, now); err != nil {
+			return fmt.Errorf("restoration pass %d of %s: %w", n, service, err)
+		}
 	}
 	w.log.Info().Str("service", service).Int("pass", n).Int64("gaps", count.Load()).
 		Dur("took", time.Since(start)).Time("up_since", svc.UpSince()).Msg("restoration pass done")
@@ -82,6 +68,41 @@ func (w *Worker) restorationPass(ctx context.Context, msg jetstream.Msg, service
 		return w.schedule(ctx, passKey(service, 2), now.Add(w.opts.SweepGrace))
 	}
 	return nil
+}
+
+// fanOut scans the records of the state bucket that match filter (see
+// scanState); prepare, called for each in turn, returns the work to do
+// about it, which runs concurrently with the others, FanOut at a time. It
+// returns the first error, after the work already started has finished.
+func (w *Worker) fanOut(ctx context.Context, msg jetstream.Msg, filter string, prepare func(key string, data []byte, rev uint64) (func() error, bool)) error {
+	var (
+		wg       sync.WaitGroup
+		sem      = make(chan struct{}, w.opts.FanOut)
+		firstErr atomic.Pointer[error]
+	)
+	err := w.scanState(ctx, msg, filter, func(key string, data []byte, rev uint64) error {
+		if errp := firstErr.Load(); errp != nil {
+			return *errp
+		}
+		task, ok := prepare(key, data, rev)
+		if !ok {
+			return nil
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := task(); err != nil {
+				firstErr.CompareAndSwap(nil, &err)
+			}
+		}()
+		return nil
+	})
+	wg.Wait()
+	if errp := firstErr.Load(); errp != nil {
+		return *errp
+	}
+	return err
 }
 
 // scanState calls fn with the latest value of every key of the state

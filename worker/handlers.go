@@ -21,7 +21,7 @@ func (w *Worker) apply(ctx context.Context, ev *events.Event) error {
 	case *events.PortalChange:
 		return w.portalChange(ctx, ev, p)
 	case *events.TenderPublished:
-		if warnings := tender.Warnings(p, w.opts.DefaultCIGService); len(warnings) > 0 {
+		if warnings := tender.Warnings(p); len(warnings) > 0 {
 			w.metrics.tenderWarning()
 			w.log.Warn().Str("tender_id", p.TenderID).Str("event_id", ev.ID).Strs("warnings", warnings).
 				Msg("tender published with an unlikely CIG service for its amount or date: applied as given")
@@ -75,7 +75,7 @@ func (w *Worker) tenderChange(ctx context.Context, ev *events.Event, tenderID st
 		if err := w.syncGapNew(ctx, todo[0].Key, &todo[0], rev, absent); err != nil {
 			return err
 		}
-		return w.advise(ctx, t)
+		return w.advise(ctx, t, w.service)
 	}
 	// Gaps are independent records: bring them in line concurrently.
 	var (
@@ -103,9 +103,11 @@ func (w *Worker) tenderChange(ctx context.Context, ev *events.Event, tenderID st
 		return firstErr
 	}
 	w.logEvent(zerolog.DebugLevel, ev).Int("gaps", len(todo)).Msg("event applied")
-	return w.advise(ctx, t)
+	return w.advise(ctx, t, w.service)
 }
 
+// tenderServices says which service each kind of gap waits for and what
+// a bid owes.
 func (w *Worker) tenderServices() tender.Services {
 	return tender.Services{Contribution: w.opts.ContributionService, Owed: w.opts.Contribution.Owed}
 }

@@ -15,6 +15,7 @@ import (
 // This file turns gaps into the data of the message templates; the words
 // themselves are in package message.
 
+// messageGap returns what the texts say about g.
 func messageGap(g *gap.Gap) message.Gap {
 	return message.Gap{
 		Tender: message.Tender{
@@ -36,16 +37,22 @@ func restoredAt(g *gap.Gap, svc *outage.Service) time.Time {
 	return o.To
 }
 
+// reminderText writes the reminder with sequence seq about g.
 func (w *Worker) reminderText(g *gap.Gap, svc *outage.Service, seq int) (events.Message, error) {
 	kind := message.KindReminderCIG
 	if g.Kind == events.KindContribution {
 		kind = message.KindReminderContribution
 	}
-	return w.opts.Texts.Render(kind, message.Reminder{
-		Gap: messageGap(g), Sequence: seq, Restored: restoredAt(g, svc), Notice: svc.Notice(),
-	})
+	r := message.Reminder{Gap: messageGap(g), Sequence: seq, Restored: restoredAt(g, svc)}
+	if !r.Restored.IsZero() {
+		// ANAC's notice is about the outage the gap lived through; an older
+		// outage's notice would mislead.
+		r.Notice = svc.Notice()
+	}
+	return w.opts.Texts.Render(kind, r)
 }
 
+// escalationText writes the escalation about g to the RUP.
 func (w *Worker) escalationText(g *gap.Gap, svc *outage.Service, now time.Time) (events.Message, error) {
 	e := message.Escalation{
 		Gap: messageGap(g), Now: now, Passed: !now.Before(g.Deadline), RemindersSent: g.Sequence,
@@ -58,8 +65,9 @@ func (w *Worker) escalationText(g *gap.Gap, svc *outage.Service, now time.Time) 
 	return w.opts.Texts.Render(message.KindEscalation, e)
 }
 
+// resolvedText writes the notice that g is resolved.
 func (w *Worker) resolvedText(g *gap.Gap) (events.Message, error) {
-	r := message.Resolved{Gap: messageGap(g), RemindersSent: g.Sequence}
+	r := message.Resolved{Gap: messageGap(g), RemindersSent: g.Sequence, ToRUP: g.Sequence == 0}
 	if g.Resolution != nil {
 		r.Resolution = *g.Resolution
 		r.CIGUnverified = unverified(g.Resolution.CIG)
@@ -67,13 +75,10 @@ func (w *Worker) resolvedText(g *gap.Gap) (events.Message, error) {
 	return w.opts.Texts.Render(message.KindResolved, r)
 }
 
+// adviceText writes the art. 25 advice a about tender t.
 func (w *Worker) adviceText(a *advice.Advice, t message.Tender) (events.Message, error) {
-	outs := make([]message.Outage, len(a.Outages))
-	for i, o := range a.Outages {
-		outs[i] = message.Outage{Service: o.Service, From: o.From, To: o.To}
-	}
 	m, err := w.opts.Texts.Render(message.KindAdvice, message.Advice{
-		Tender: t, Deadline: a.Deadline, Proposed: a.Proposed, Overlap: a.Overlap, Outages: outs, LegalBasis: a.LegalBasis,
+		Tender: t, Deadline: a.Deadline, Proposed: a.Proposed, Overlap: a.Overlap, Outages: a.Outages, LegalBasis: a.LegalBasis,
 	})
 	if err != nil {
 		return m, fmt.Errorf("advice %s: %w", a.ID, err)

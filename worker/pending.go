@@ -114,7 +114,8 @@ type PendingGap struct {
 	State string `json:"state"`
 }
 
-// Pending lists the open gaps that match f, sorted by deadline (gaps with
+// Pending lists the open gaps that match f (with f.All, the resolved and
+// exempt records too), sorted by deadline (gaps with
 // no deadline last), then tender, lot, kind and operator. settle and now
 // decide whether a gap's service is still settling.
 func Pending(ctx context.Context, kv jetstream.KeyValue, f PendingFilter, settle time.Duration, now time.Time) ([]PendingGap, error) {

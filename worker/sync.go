@@ -12,6 +12,7 @@ import (
 	"github.com/promemoria/promemoria/cig"
 	"github.com/promemoria/promemoria/gap"
 	"github.com/promemoria/promemoria/outage"
+	"github.com/promemoria/promemoria/tender"
 )
 
 func validCIG(code string) bool {
@@ -101,6 +102,14 @@ func (w *Worker) syncGapOpts(ctx context.Context, key string, spec *gap.Gap, rev
 			}
 			g.Pending = nil
 		}
+		if spec == nil && grev != 0 && g.Open && g.NeedsCIG() {
+			// A contribution gap waiting for its lot's CIG (or stored by a
+			// version that did not record it) is brought in line with its
+			// tender, so a CIG merged meanwhile is not missed.
+			if spec, rev, err = w.derive(ctx, key); err != nil {
+				return err
+			}
+		}
 		if spec != nil && grev != 0 {
 			g.Merge(spec, rev)
 		}
@@ -151,6 +160,9 @@ func (w *Worker) syncGapOpts(ctx context.Context, key string, spec *gap.Gap, rev
 		}
 		switch {
 		case g.Exempt && (before == nil || !exemptIn(before)):
+			if before != nil && !closedIn(before) {
+				w.metrics.gapsClosed.Add(1) // opened before its tender was known
+			}
 			w.metrics.exemptBid()
 			w.log.Info().Str("gap", key).Str("tender_id", g.TenderID).Str("lot_id", g.LotID).Str("operator_fiscal_code", g.OperatorFiscalCode()).
 				Str("contribution_table", g.ContributionTable).Msg("bid admitted with reserve on a lot exempt from the contribution: no contribution gap")
@@ -233,4 +245,24 @@ func later(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// derive returns the gap at key as its tender's record describes it now,
+// and the record's revision; nil if the tender or the gap is not there.
+func (w *Worker) derive(ctx context.Context, key string) (*gap.Gap, uint64, error) {
+	id, ok := gap.ParseKey(key)
+	if !ok {
+		return nil, 0, nil
+	}
+	t := &tender.Tender{TenderID: id.TenderID}
+	rev, err := getJSON(ctx, w.res.state, tenderKey(id.TenderID), t)
+	if err != nil || rev == 0 {
+		return nil, 0, err
+	}
+	for _, spec := range t.Gaps(w.tenderServices()) {
+		if spec.Key == key {
+			return &spec, rev, nil
+		}
+	}
+	return nil, 0, nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/promemoria/promemoria/app"
+	"github.com/promemoria/promemoria/calendar"
 	"github.com/promemoria/promemoria/cig"
 	"github.com/promemoria/promemoria/config"
 	"github.com/promemoria/promemoria/events"
@@ -54,17 +55,9 @@ const (
 )
 
 var (
-	demoRome  = mustLocation("Europe/Rome")
+	demoRome  = calendar.Rome()
 	demoStart = time.Date(2021, time.May, 6, 11, 0, 0, 0, demoRome)
 )
-
-func mustLocation(name string) *time.Location {
-	l, err := time.LoadLocation(name)
-	if err != nil {
-		panic(err)
-	}
-	return l
-}
 
 // demoClock is the demo's time: from v0 at real time r0, rate times faster.
 type demoClock struct {
@@ -667,7 +660,7 @@ func (d *demo) printReminder(at string, typ events.Type, r *events.Reminder) {
 		svc += fmt.Sprintf(", outage %s to %s", stamp(o.From), stamp(o.To))
 	}
 	if r.ContributionCents > 0 {
-		svc += fmt.Sprintf("; %d.%02d € (%s)", r.ContributionCents/100, r.ContributionCents%100, r.ContributionTable)
+		svc += fmt.Sprintf("; %d,%02d € (%s)", r.ContributionCents/100, r.ContributionCents%100, r.ContributionTable)
 	}
 	deadline := "deadline " + stamp(r.Deadline)
 	if r.Deadline.IsZero() {

@@ -173,18 +173,19 @@ func writePendingTable(w io.Writer, gaps []worker.PendingGap, clock func(time.Ti
 			op = "-"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", g.TenderID, g.LotID, g.Kind, g.Service, op,
-			g.RemindersSent, clock(g.NextDue), clock(g.Deadline), pendingState(g))
+			g.RemindersSent, clock(g.NextDue), clock(g.Deadline), pendingState(g, clock))
 	}
 	_ = tw.Flush()
 }
 
-func pendingState(g worker.PendingGap) string {
+// pendingState says in words what a gap waits for.
+func pendingState(g worker.PendingGap, clock func(time.Time) string) string {
 	s := g.State
 	switch g.State {
 	case worker.PendingServiceDown:
 		s = g.Service + " down"
 	case worker.PendingSettling:
-		s = "settling until " + g.ReadyAt.Local().Format(time.TimeOnly)
+		s = "settling until " + clock(g.ReadyAt)
 	case worker.PendingWaitingCIG:
 		s = "waiting for the lot's CIG"
 	}
