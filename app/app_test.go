@@ -249,3 +249,22 @@ func newPKI(t *testing.T, dir string) pki {
 	p.clientCert, p.clientKey = leaf("client", 3, x509.ExtKeyUsageClientAuth)
 	return p
 }
+
+// TestTemplatesDirStopsStartup checks that an override template that does
+// not render stops start-up with an error naming the file and the setting,
+// before any server starts.
+func TestTemplatesDirStopsStartup(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "it"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(dir, "it", "reminder.cig.tmpl")
+	if err := os.WriteFile(bad, []byte("Gentile {{.NoSuchField}}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := load(t, "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0", "--http-listen", "", "--templates-dir", dir)
+	_, err := app.Start(context.Background(), cfg, zerolog.Nop(), app.Options{})
+	if err == nil || !strings.Contains(err.Error(), bad) || !strings.Contains(err.Error(), "templates_dir") {
+		t.Fatalf("start with a broken template: %v, want an error naming %s and templates_dir", err, bad)
+	}
+}

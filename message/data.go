@@ -93,8 +93,11 @@ type Escalation struct {
 	// LegalBasis is the Italian citation of the rule that lets the
 	// authority suspend or extend the offer deadline for a platform
 	// malfunction ("art. 25, comma 2, d.lgs. 36/2023" or "art. 79, comma
-	// 5-bis, d.lgs. 50/2016"); the template function "basis" renders it
-	// in the template's language.
+	// 5-bis, d.lgs. 50/2016"); the templates quote the rule of the old
+	// code for the latter and the new code's for anything else, an empty
+	// citation included. The template function "basis" renders it in the
+	// template's language, the new code's by its third sentence ("art. 25,
+	// comma 2, terzo periodo, d.lgs. 36/2023").
 	LegalBasis string
 }
 
@@ -134,6 +137,7 @@ type Advice struct {
 	// Overlap is the union of the outages' overlaps with the offer period.
 	Overlap time.Duration
 	Outages []Outage
-	// LegalBasis is the Italian citation (see Escalation.LegalBasis).
+	// LegalBasis is the Italian citation (see Escalation.LegalBasis);
+	// empty, the advice quotes the rule of d.lgs. 36/2023.
 	LegalBasis string
 }

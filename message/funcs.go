@@ -28,10 +28,14 @@ import (
 //   - service id, theService id: a service's public name, without and with
 //     its article ("Smart CIG", "il servizio Smart CIG").
 //   - basis citation: the Italian citation of a rule, as given in Italian,
-//     "Article 25(2) of Legislative Decree 36/2023" in English.
+//     "Article 79(5-bis) of Legislative Decree 50/2016" in English; art.
+//     25, comma 2, d.lgs. 36/2023 is cited by its third sentence, the one
+//     on platform malfunctions: "art. 25, comma 2, terzo periodo, d.lgs.
+//     36/2023", "Article 25(2), third sentence, of Legislative Decree
+//     36/2023".
 //   - duration d: "2 giorni e 4 ore", "2 days and 4 hours".
 //   - salutation recipient: "Gentile Anna Bianchi", "Spett.le Edilstrade
-//     S.r.l.", "Dear Anna Bianchi", "To Edilstrade S.r.l.".
+//     S.r.l.", "Dear Anna Bianchi", "Dear Sir or Madam" (a company).
 //   - operator op: "Edilstrade S.r.l. (C.F. 01234567890)".
 //   - capfirst s: s with its first letter in upper case.
 func funcMap(lang Lang, loc *time.Location) template.FuncMap {
@@ -149,10 +153,12 @@ func formatEuro(lang Lang, cents int64) string {
 
 // citation matches an Italian citation of a rule: "art. 25, comma 2,
 // d.lgs. 36/2023", "art. 79, comma 5-bis, d.lgs. 50/2016", "art. 92, comma
-// 2, lett. c), d.lgs. 36/2023", "art. 1, c. 65, l. 266/2005".
+// 2, lett. c), d.lgs. 36/2023", "art. 25, comma 2, terzo periodo, d.lgs.
+// 36/2023", "art. 1, c. 65, l. 266/2005".
 var citation = regexp.MustCompile(`(?i)^art(?:icolo|\.)?\s*(\d+(?:-[a-z]+)?)\s*,?\s*` +
 	`(?:(?:comma|c\.)\s*(\d+(?:-[a-z]+)?)\s*,?\s*)?` +
 	`(?:(?:lettera|lett\.)\s*([a-z]+)\)?\s*,?\s*)?` +
+	`(?:(primo|secondo|terzo|quarto|quinto|ultimo)\s+periodo\s*,?\s*)?` +
 	`(d\.\s*lgs\.?|decreto legislativo|d\.\s*l\.|decreto-legge|d\.\s*p\.\s*r\.?|l\.|legge)\s*(?:n\.\s*)?(\d+\s*/\s*\d{4})$`)
 
 // actsEN names the kinds of act in English, by their normalised Italian
@@ -164,33 +170,56 @@ var actsEN = map[string]string{
 	"l.": "Law", "legge": "Law", "d.lgs": "Legislative Decree",
 }
 
+// sentencesEN names the sentences (periodi) of a paragraph in English.
+var sentencesEN = map[string]string{
+	"primo": "first", "secondo": "second", "terzo": "third", "quarto": "fourth", "quinto": "fifth", "ultimo": "last",
+}
+
+// citedBasis2023 is the citation of the rule on platform malfunctions under
+// d.lgs. 36/2023 as formatBasis writes it in Italian: the third sentence
+// of art. 25, comma 2.
+const citedBasis2023 = "art. 25, comma 2, terzo periodo, d.lgs. 36/2023"
+
 // formatBasis renders an Italian citation in lang: as given in Italian,
-// "Article 25(2) of Legislative Decree 36/2023" in English. A citation it
-// cannot read is returned as given; an empty one is an error.
+// "Article 79(5-bis) of Legislative Decree 50/2016" in English. Art. 25,
+// comma 2, d.lgs. 36/2023 is cited by the sentence that governs platform
+// malfunctions, its third: "art. 25, comma 2, terzo periodo, d.lgs.
+// 36/2023", "Article 25(2), third sentence, of Legislative Decree
+// 36/2023". A citation it cannot read is returned as given; an empty one
+// is an error.
 func formatBasis(lang Lang, it string) (string, error) {
 	it = strings.TrimSpace(it)
 	if it == "" {
 		return "", errors.New("basis: empty citation: the template must check it first")
 	}
-	if lang != EN {
-		return it, nil
-	}
 	m := citation.FindStringSubmatch(it)
 	if m == nil {
 		return it, nil
 	}
-	act := actsEN[strings.ToLower(strings.Join(strings.Fields(m[4]), ""))]
+	act := actsEN[strings.ToLower(strings.Join(strings.Fields(m[5]), ""))]
 	if act == "" {
 		return it, nil
 	}
-	s := "Article " + m[1]
-	if m[2] != "" {
-		s += "(" + strings.ToLower(m[2]) + ")"
+	article, paragraph, letter := strings.ToLower(m[1]), strings.ToLower(m[2]), strings.ToLower(m[3])
+	sentence, number := strings.ToLower(m[4]), strings.Join(strings.Fields(m[6]), "")
+	if article == "25" && paragraph == "2" && letter == "" && sentence == "" &&
+		act == "Legislative Decree" && number == "36/2023" {
+		it, sentence = citedBasis2023, "terzo"
 	}
-	if m[3] != "" {
-		s += "(" + strings.ToLower(m[3]) + ")"
+	if lang != EN {
+		return it, nil
 	}
-	return s + " of " + act + " " + strings.Join(strings.Fields(m[5]), ""), nil
+	s := "Article " + article
+	if paragraph != "" {
+		s += "(" + paragraph + ")"
+	}
+	if letter != "" {
+		s += "(" + letter + ")"
+	}
+	if sentence != "" {
+		s += ", " + sentencesEN[sentence] + " sentence,"
+	}
+	return s + " of " + act + " " + number, nil
 }
 
 // formatDuration writes d to the minute in days, hours and minutes: "2
@@ -250,7 +279,7 @@ func formatDuration(lang Lang, d time.Duration) (string, error) {
 // comma: a natural person (events.Person, or an events.Operator whose
 // fiscal code is a 16-character codice fiscale) gets "Gentile <name>" or
 // "Dear <name>"; any other operator, a company with an 11-digit partita
-// IVA in the first place, gets "Spett.le <name>" or "To <name>".
+// IVA in the first place, gets "Spett.le <name>" or "Dear Sir or Madam".
 func salutation(lang Lang, recipient any) (string, error) {
 	switch r := recipient.(type) {
 	case events.Person:
@@ -295,12 +324,10 @@ func operatorSalutation(lang Lang, op *events.Operator) string {
 	switch {
 	case isPersonalCode(op.FiscalCode):
 		return personSalutation(lang, name, "Spett.le operatore economico")
-	case name == "" && lang == EN:
+	case lang == EN:
 		return "Dear Sir or Madam"
 	case name == "":
 		return "Spett.le operatore economico"
-	case lang == EN:
-		return "To " + name
 	default:
 		return "Spett.le " + name
 	}

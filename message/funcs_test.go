@@ -142,12 +142,12 @@ func TestDuration(t *testing.T) {
 
 func TestBasis(t *testing.T) {
 	for _, c := range []struct{ it, en string }{
-		{"art. 25, comma 2, d.lgs. 36/2023", "Article 25(2) of Legislative Decree 36/2023"},
 		{"art. 79, comma 5-bis, d.lgs. 50/2016", "Article 79(5-bis) of Legislative Decree 50/2016"},
-		{"Art. 25 c.2 D.Lgs. 36/2023", "Article 25(2) of Legislative Decree 36/2023"},
 		{"art. 92, comma 2, lett. c), d.lgs. 36/2023", "Article 92(2)(c) of Legislative Decree 36/2023"},
 		{"art. 1, comma 65, l. 266/2005", "Article 1(65) of Law 266/2005"},
 		{"art. 101, d.lgs. n. 36/2023", "Article 101 of Legislative Decree 36/2023"},
+		{"art. 25, comma 1, primo periodo, d.lgs. 36/2023", "Article 25(1), first sentence, of Legislative Decree 36/2023"},
+		{"art. 25, comma 2, terzo periodo, d.lgs. 36/2023", "Article 25(2), third sentence, of Legislative Decree 36/2023"},
 		{"delibera ANAC 582/2023", "delibera ANAC 582/2023"}, // unreadable: as given
 	} {
 		if got, err := formatBasis(IT, c.it); err != nil || got != c.it {
@@ -155,6 +155,16 @@ func TestBasis(t *testing.T) {
 		}
 		if got, err := formatBasis(EN, c.it); err != nil || got != c.en {
 			t.Errorf("basis EN %q = %q, %v; want %q", c.it, got, err, c.en)
+		}
+	}
+	// Art. 25, comma 2, d.lgs. 36/2023 is cited by its third sentence, the
+	// one on platform malfunctions, however it is written.
+	for _, it := range []string{"art. 25, comma 2, d.lgs. 36/2023", "Art. 25 c.2 D.Lgs. 36/2023", " articolo 25, comma 2, d.lgs. n. 36/2023"} {
+		if got, err := formatBasis(IT, it); err != nil || got != "art. 25, comma 2, terzo periodo, d.lgs. 36/2023" {
+			t.Errorf("basis IT %q = %q, %v", it, got, err)
+		}
+		if got, err := formatBasis(EN, it); err != nil || got != "Article 25(2), third sentence, of Legislative Decree 36/2023" {
+			t.Errorf("basis EN %q = %q, %v", it, got, err)
 		}
 	}
 	if _, err := formatBasis(EN, " "); err == nil {
@@ -171,11 +181,11 @@ func TestSalutation(t *testing.T) {
 		{"RUP", events.Person{Name: "Anna Bianchi"}, "Gentile Anna Bianchi", "Dear Anna Bianchi"},
 		{"RUP pointer", &events.Person{Name: "Anna Bianchi"}, "Gentile Anna Bianchi", "Dear Anna Bianchi"},
 		{"RUP without name", events.Person{}, "Gentile Responsabile", "Dear Sir or Madam"},
-		{"company", events.Operator{FiscalCode: "01234567890", Name: "Edilstrade S.r.l."}, "Spett.le Edilstrade S.r.l.", "To Edilstrade S.r.l."},
-		{"company pointer", &events.Operator{FiscalCode: "01234567890", Name: "Edilstrade S.r.l."}, "Spett.le Edilstrade S.r.l.", "To Edilstrade S.r.l."},
-		{"person operator", &events.Operator{FiscalCode: "VRDGLI80A41H501X", Name: "Giulia Verdi"}, "Gentile Giulia Verdi", "Dear Giulia Verdi"},
-		{"person operator lower case", &events.Operator{FiscalCode: " vrdgli80a41h501x ", Name: "Giulia Verdi"}, "Gentile Giulia Verdi", "Dear Giulia Verdi"},
-		{"foreign operator", &events.Operator{FiscalCode: "FR12345678901", Name: "Routes SA"}, "Spett.le Routes SA", "To Routes SA"},
+		{"company", events.Operator{FiscalCode: "01234567890", Name: "Edilstrade S.r.l."}, "Spett.le Edilstrade S.r.l.", "Dear Sir or Madam"},
+		{"company pointer", &events.Operator{FiscalCode: "01234567890", Name: "Edilstrade S.r.l."}, "Spett.le Edilstrade S.r.l.", "Dear Sir or Madam"},
+		{"person operator", &events.Operator{FiscalCode: "VRDGLI80A41H501S", Name: "Giulia Verdi"}, "Gentile Giulia Verdi", "Dear Giulia Verdi"},
+		{"person operator lower case", &events.Operator{FiscalCode: " vrdgli80a41h501s ", Name: "Giulia Verdi"}, "Gentile Giulia Verdi", "Dear Giulia Verdi"},
+		{"foreign operator", &events.Operator{FiscalCode: "FR12345678901", Name: "Routes SA"}, "Spett.le Routes SA", "Dear Sir or Madam"},
 		{"operator without name", &events.Operator{FiscalCode: "01234567890"}, "Spett.le operatore economico", "Dear Sir or Madam"},
 		{"nil operator", (*events.Operator)(nil), "Spett.le operatore economico", "Dear Sir or Madam"},
 	} {
@@ -195,7 +205,7 @@ func TestSalutation(t *testing.T) {
 
 func TestServiceName(t *testing.T) {
 	for _, c := range []struct{ id, it, en string }{
-		{"pcp", "Piattaforma Contratti Pubblici (PCP)", "Public Contracts Platform (PCP)"},
+		{"pcp", "Piattaforma dei Contratti Pubblici (PCP)", "Public Contracts Platform (PCP)"},
 		{"smartcig", "Smart CIG", "Smart CIG"},
 		{"simog", "SIMOG", "SIMOG"},
 		{"payments", "servizio di pagamento dei contributi (pagoPA)", "contribution payment service (pagoPA)"},

@@ -19,8 +19,8 @@ var Langs = []Lang{IT, EN}
 // ("tramite il servizio Smart CIG", "through the Smart CIG service").
 var serviceNames = map[string]struct{ it, en, itRef, enRef string }{
 	"pcp": {
-		"Piattaforma Contratti Pubblici (PCP)", "Public Contracts Platform (PCP)",
-		"la Piattaforma Contratti Pubblici (PCP)", "the Public Contracts Platform (PCP)",
+		"Piattaforma dei Contratti Pubblici (PCP)", "Public Contracts Platform (PCP)",
+		"la Piattaforma dei Contratti Pubblici (PCP)", "the Public Contracts Platform (PCP)",
 	},
 	"smartcig": {"Smart CIG", "Smart CIG", "il servizio Smart CIG", "the Smart CIG service"},
 	"simog":    {"SIMOG", "SIMOG", "il servizio SIMOG", "the SIMOG service"},
@@ -58,7 +58,7 @@ func ServiceName(id string, lang Lang) string {
 
 // servicePhrase returns the public name of a service with its article, as
 // it reads inside a sentence: "il servizio Smart CIG", "la Piattaforma
-// Contratti Pubblici (PCP)", "the Smart CIG service"; an unknown id gives
+// dei Contratti Pubblici (PCP)", "the Smart CIG service"; an unknown id gives
 // "il servizio <id>" or "the <id> service".
 func servicePhrase(id string, lang Lang) string {
 	s, ok := serviceNames[strings.ToLower(strings.TrimSpace(id))]

@@ -33,7 +33,7 @@ var (
 	sampleRUP2025 = events.Person{Name: "Marco Ferri", Email: "marco.ferri@valleserena.example"}
 
 	sampleCompany = &events.Operator{FiscalCode: "01234567890", Name: "Edilstrade S.r.l.", Email: "edilstrade@pec.example"}
-	samplePerson  = &events.Operator{FiscalCode: "VRDGLI80A41H501X", Name: "Giulia Verdi", Email: "giulia.verdi@pec.example"}
+	samplePerson  = &events.Operator{FiscalCode: "VRDGLI80A41H501S", Name: "Giulia Verdi", Email: "giulia.verdi@pec.example"}
 
 	// tenderSmartCIG: an urgent supply under 40,000 €, published during
 	// the outage without its CIG.
@@ -132,6 +132,15 @@ var samples = map[Kind][]sample{
 		{"cig_passed_down_2021", Escalation{
 			Gap: gapCIG, Now: romeTime(2021, time.May, 14, 12, 0), Passed: true, RemindersSent: 1,
 			ServiceDown: true, DownSince: romeTime(2021, time.May, 13, 9, 30), LegalBasis: basis2016,
+		}},
+		{"cig_passed_down_2025", Escalation{
+			Gap: Gap{
+				Tender: tenderUnknown, Kind: events.KindCIG, LotID: "2", Service: "pcp",
+				Deadline: romeTime(2025, time.November, 24, 12, 0),
+			},
+			Now: romeTime(2025, time.November, 24, 12, 0), Passed: true, RemindersSent: 1,
+			ServiceDown: true, DownSince: romeTime(2025, time.November, 21, 8, 0), Notice: noticePCP,
+			LegalBasis: basis2023,
 		}},
 		{"cig_minimal", Escalation{
 			Gap: Gap{

@@ -234,16 +234,21 @@ func TestDefects(t *testing.T) {
 	}
 
 	first := render(KindReminderContribution, "first_company")
-	has("company reminder", first.IT, "Spett.le Edilstrade S.r.l.,", "Stazione appaltante: Comune di Borgoalto",
+	has("company reminder", first.IT, "Promemoria – versamento del contributo ANAC\n", "Spett.le Edilstrade S.r.l.,",
+		"Stazione appaltante: Comune di Borgoalto",
 		"«Lavori di manutenzione straordinaria delle strade comunali»", "CIG 918052266A", "35,00 €",
-		"con riserva di regolarizzazione", "tramite pagoPA", "trasmettere la ricevuta di pagamento pagoPA alla stazione appaltante",
+		"con riserva di regolarizzazione della posizione contributiva (versamento del contributo ANAC)",
+		"Si invita pertanto codesto operatore economico a versare il contributo di 35,00 € dovuto per il lotto 2",
+		"tramite pagoPA", "trasmettere la relativa ricevuta alla stazione appaltante attraverso la piattaforma telematica della gara",
 		"Il termine per la regolarizzazione fissato dalla stazione appaltante scade il 12/05/2021 alle ore 12:00",
-		"è di nuovo disponibile dal 05/05/2021 alle ore 09:00", "Comunicato ANAC: ", "servizio di pagamento dei contributi (pagoPA)")
-	has("company reminder", first.EN, "To Edilstrade S.r.l.,", "€35.00", "12 May 2021, 12:00", "ANAC notice")
-	hasNot("company reminder", first.IT+first.EN, "Gentile", "Conservi", "(payments)", "Sollecito", "ammissione")
+		"è di nuovo disponibile dal 05/05/2021 alle ore 09:00", "Comunicato ANAC: «", "servizio di pagamento dei contributi (pagoPA)")
+	has("company reminder", first.EN, "Reminder – ANAC contribution to be paid\n", "Dear Sir or Madam,", "€35.00",
+		"12 May 2021, 12:00", "ANAC notice (in Italian): “")
+	hasNot("company reminder", first.IT+first.EN, "Gentile", "Conservi", "(payments)", "Sollecito", "ammissione", "To Edilstrade")
 
 	repeat := render(KindReminderContribution, "repeat_person_amount_unknown")
-	if !strings.HasPrefix(repeat.IT, "Sollecito n. 2\n\n") || !strings.HasPrefix(repeat.EN, "Reminder no. 2\n\n") {
+	if !strings.HasPrefix(repeat.IT, "Sollecito n. 2 – versamento del contributo ANAC\n\n") ||
+		!strings.HasPrefix(repeat.EN, "Reminder no. 2 – ANAC contribution to be paid\n\n") {
 		t.Errorf("repeat without its heading:\n%s\n%s", repeat.IT, repeat.EN)
 	}
 	has("person reminder", repeat.IT, "Gentile Giulia Verdi,", "Non è stato possibile determinare automaticamente l'importo", "portale dell'ANAC")
@@ -251,43 +256,88 @@ func TestDefects(t *testing.T) {
 	hasNot("person reminder", repeat.IT+repeat.EN, "di nuovo disponibile", "available again", "0,00 €", "€0.00", "Spett.le")
 
 	cig := render(KindReminderCIG, "repeat_never_down")
+	if !strings.HasPrefix(cig.IT, "Sollecito n. 2 – acquisizione del CIG\n\n") ||
+		!strings.HasPrefix(cig.EN, "Reminder no. 2 – CIG to be acquired\n\n") {
+		t.Errorf("CIG repeat without its heading:\n%s\n%s", cig.IT, cig.EN)
+	}
 	hasNot("CIG reminder never down", cig.IT+cig.EN, "di nuovo disponibile", "available again", "smartcig", "sollecito n.")
 	has("CIG reminder", cig.IT, "tramite il servizio Smart CIG", "«in fase di acquisizione»", "trasmettere all'ANAC",
 		"14/05/2021 alle ore 12:00", "Stazione appaltante: Comune di Borgoalto")
+	for _, name := range []string{"first", "repeat_never_down", "minimal"} {
+		m := render(KindReminderCIG, name)
+		hasNot(name, m.IT+m.EN, "necessario anche agli operatori", "also need the CIG")
+	}
+	cigFirst := render(KindReminderCIG, "first")
+	has("CIG reminder", cigFirst.IT, "Promemoria – acquisizione del CIG\n", "Comunicato ANAC: «Tutti i servizi")
+	has("CIG reminder", cigFirst.EN, "Reminder – CIG to be acquired\n", "ANAC notice (in Italian): “Tutti i servizi")
+	cigPCP := render(KindReminderCIG, "minimal")
+	has("CIG reminder PCP", cigPCP.IT, "tramite la piattaforma di approvvigionamento digitale certificata, interoperante con la Piattaforma dei Contratti Pubblici (PCP)")
 
 	esc := render(KindEscalation, "cig_down")
-	has("CIG escalation", esc.IT, "art. 25, comma 2, d.lgs. 36/2023", "sospensione o la proroga del termine per la presentazione delle offerte",
-		"La Piattaforma Contratti Pubblici (PCP) non è disponibile dal 21/11/2025 alle ore 08:00", "Comunicato ANAC: ")
-	has("CIG escalation", esc.EN, "Article 25(2) of Legislative Decree 36/2023")
+	has("CIG escalation", esc.IT, "CIG: in fase di acquisizione\n",
+		"sospensione o la proroga del termine per la presentazione delle offerte (art. 25, comma 2, terzo periodo, d.lgs. 36/2023)",
+		"La Piattaforma dei Contratti Pubblici (PCP) risulta non disponibile dal 21/11/2025 alle ore 08:00.", "Comunicato ANAC: «")
+	has("CIG escalation", esc.EN, "Article 25(2), third sentence, of Legislative Decree 36/2023", "CIG: being acquired\n")
+	hasNot("CIG escalation", esc.IT+esc.EN, "non ancora acquisito", "not yet acquired\n", "ripristino", "restoration")
+	passed2021 := render(KindEscalation, "cig_passed_down_2021")
+	has("CIG escalation 2021", passed2021.IT, "È già stato inviato un promemoria.",
+		"Si suggerisce di valutare i provvedimenti necessari ad assicurare la regolarità della procedura (art. 79, comma 5-bis, d.lgs. 50/2016), compresa l'eventuale riapertura del termine per la presentazione delle offerte.")
+	has("CIG escalation 2021", passed2021.EN, "One reminder has already been sent.")
+	passed2025 := render(KindEscalation, "cig_passed_down_2025")
+	has("CIG escalation 2025", passed2025.IT,
+		"Si suggerisce di valutare le misure necessarie ad assicurare la partecipazione alla gara (art. 25, comma 2, terzo periodo, d.lgs. 36/2023), compresa l'eventuale riapertura del termine per la presentazione delle offerte.")
 	for _, name := range []string{"contribution_passed_down", "contribution_waiting_for_cig_down"} {
 		m := render(KindEscalation, name)
 		hasNot(name, m.IT+m.EN, "art. 25", "Article 25", "art. 79", "Article 79", "offerte", "offers")
-		has(name, m.IT, "termine per la regolarizzazione", "Giulia Verdi (C.F. VRDGLI80A41H501X)")
+		has(name, m.IT, "termine per la regolarizzazione", "Giulia Verdi (C.F. VRDGLI80A41H501S)", "non risulta aver ancora regolarizzato")
+		has(name, m.EN, "does not appear to have regularised")
 	}
 	waiting := render(KindEscalation, "contribution_waiting_for_cig")
-	has("waiting for CIG", waiting.IT, "non può versare il contributo finché il CIG", "acquisire con urgenza il CIG del lotto 1")
+	has("waiting for CIG", waiting.IT, "non potrà versare il contributo finché il CIG", "acquisire con urgenza il CIG del lotto 1",
+		"CIG: in fase di acquisizione\n")
 
 	cancelled := render(KindResolved, "cig_cancelled")
 	has("cancelled", cancelled.IT, "è stata annullata", "Non è pertanto richiesto alcun ulteriore adempimento", "Non saranno inviati ulteriori solleciti.")
 	hasNot("cancelled", cancelled.IT+cancelled.EN, "regolarizzat", "regularised")
 	paid := render(KindResolved, "contribution_paid")
-	has("paid", paid.IT, "dovuto da Edilstrade S.r.l.", "ricevuta n. 01210000001234567")
-	hasNot("paid", paid.IT, "di 01234567890")
+	has("paid", paid.IT, "Operatore economico: Edilstrade S.r.l. (C.F. 01234567890)", "dovuto da codesto operatore economico per il lotto 2",
+		"risulta versato (ricevuta n. 01210000001234567): la verifica e lo scioglimento della riserva restano di competenza della stazione appaltante.")
+	has("paid", paid.EN, "appears to have been paid", "checking it and lifting the reservation remain for the contracting authority")
+	hasNot("paid", paid.IT, "di 01234567890", "dovuto da Edilstrade", "regolarizzata")
+	paidRUP := render(KindResolved, "contribution_paid_rup")
+	has("paid to the RUP", paidRUP.IT, "dovuto da Edilstrade S.r.l. (C.F. 01234567890)")
+	hasNot("paid to the RUP", paidRUP.IT, "codesto")
 	unverified := render(KindResolved, "cig_unverified")
-	has("unverified", unverified.IT, "il CIG V00A1B2C3D del lotto 1 è stato acquisito", "caratteri di controllo")
-	has("unverified", unverified.EN, "check characters could not be verified")
+	has("unverified", unverified.IT, "il CIG V00A1B2C3D del lotto 1 è stato acquisito",
+		"Non è stato possibile verificarne i caratteri di controllo, poiché per i CIG che iniziano con la lettera «V» l'ANAC non ha pubblicato la regola di calcolo dei caratteri di controllo: si invita a verificarne la correttezza sul portale dell'ANAC.",
+		"Qualora non vi si sia già provveduto")
+	has("unverified", unverified.EN, "check characters could not be verified", "the letter “V”")
 	exempt := render(KindResolved, "exempt")
-	has("exempt", exempt.IT, "non è dovuto alcun contributo")
+	has("exempt", exempt.IT, "non è dovuto alcun contributo", "non è richiesto alcun adempimento relativo al contributo")
+	unknown := render(KindResolved, "unknown_resolution")
+	has("unknown resolution", unknown.IT, "Chiusura del promemoria\n", "Si comunica che il promemoria relativo al CIG del lotto 1 è stato chiuso.")
+	has("unknown resolution", unknown.EN, "Reminder closed\n")
 
 	advice := render(KindAdvice, "two_outages")
-	has("advice", advice.IT, "4 giorni e 2 ore", "01/12/2025 alle ore 14:00", "spostato al primo giorno lavorativo successivo",
-		"Piattaforma Contratti Pubblici (PCP): dal 21/11/2025 alle ore 08:00 al 25/11/2025 alle ore 08:00",
+	has("advice", advice.IT, "4 giorni e 2 ore", "01/12/2025 alle ore 14:00",
+		"ottenuto prorogando il termine attuale di un periodo pari alla durata della sovrapposizione e spostato al primo giorno non festivo successivo.",
+		"il periodo di presentazione delle offerte (dal 10/11/2025 alle ore 09:00 al 26/11/2025 alle ore 12:00)",
+		"Piattaforma dei Contratti Pubblici (PCP): dal 21/11/2025 alle ore 08:00 al 25/11/2025 alle ore 08:00",
 		"Servizio di pagamento dei contributi (pagoPA): il 20/11/2025 dalle ore 16:00 alle ore 18:00",
-		"26/11/2025 alle ore 12:00", "art. 25, comma 2, d.lgs. 36/2023", "Si tratta di una proposta")
-	has("advice", advice.EN, "4 days and 2 hours", "1 December 2025, 14:00", "moved to the next working day")
+		"Ai sensi dell'art. 25, comma 2, terzo periodo, d.lgs. 36/2023, in caso di comprovato malfunzionamento, pur se temporaneo, delle piattaforme, la stazione appaltante assicura la partecipazione alla gara,",
+		"Si tratta di una proposta")
+	has("advice", advice.EN, "4 days and 2 hours", "1 December 2025, 14:00", "Article 25(2), third sentence, of Legislative Decree 36/2023")
+	hasNot("advice", advice.IT, "lavorativo", "aumentato")
 	advice2021 := render(KindAdvice, "overlapping_outages_2021")
-	has("advice 2021", advice2021.IT, "art. 79, comma 5-bis, d.lgs. 50/2016")
-	hasNot("advice 2021", advice2021.IT, "spostato")
+	has("advice 2021", advice2021.IT,
+		"Ai sensi dell'art. 79, comma 5-bis, d.lgs. 50/2016, in caso di mancato funzionamento o malfunzionamento dei mezzi di comunicazione elettronici")
+	hasNot("advice 2021", advice2021.IT, "spostato", "36/2023")
+	minimal := render(KindAdvice, "minimal")
+	has("advice without basis", minimal.IT, "Ai sensi dell'art. 25, comma 2, terzo periodo, d.lgs. 36/2023")
+	for _, m := range []events.Message{advice, advice2021, minimal} {
+		has("advice", m.IT, "In caso di proroga, si raccomanda di darne tempestiva pubblicità e di consentire agli operatori economici che abbiano già presentato l'offerta di ritirarla ed eventualmente sostituirla.",
+			"Si invita a valutare se le interruzioni elencate abbiano effettivamente inciso sulla presentazione delle offerte.")
+	}
 }
 
 func TestRenderConcurrent(t *testing.T) {

@@ -424,6 +424,17 @@ func TestV1(t *testing.T) {
 	if code := get("/v1/pending?tender=T-1", &e); code != 400 || !strings.Contains(e.Error, `"tender"`) {
 		t.Errorf("/v1/pending?tender=: %d %q", code, e.Error)
 	}
+	if code := get("/v1/pending?all=maybe", &e); code != 400 || !strings.Contains(e.Error, `all="maybe"`) {
+		t.Errorf("/v1/pending?all=maybe: %d %q", code, e.Error)
+	}
+	if code := get("/v1/pending?all=true", &pending); code != 200 || len(pending.Pending) != 2 {
+		t.Errorf("/v1/pending?all=true: %d %+v", code, pending.Pending)
+	}
+	for _, g := range pending.Pending {
+		if len(g.WaitingFor) != 1 || g.WaitingFor[0] != "pcp" {
+			t.Errorf("/v1/pending: %s waits for %v, want [pcp]", g.TenderID, g.WaitingFor)
+		}
+	}
 	var services struct {
 		Services []worker.ServiceStatus `json:"services"`
 	}
@@ -480,8 +491,8 @@ func TestDemo(t *testing.T) {
 	for _, s := range []string{
 		"-> Edilstrade S.r.l. <gare@pec.edilstrade.example>, cc Arch. Giulia Verdi",
 		"Spett.le Edilstrade S.r.l.,",
-		"Si invita pertanto a versare il contributo di 35,00 €",
-		"dal 06/05/2021 alle ore 12:00",
+		"versare il contributo di 35,00 €",
+		"06/05/2021 alle ore 12:00",
 		"art. 79, comma 5-bis, d.lgs. 50/2016",
 		"$ promemoria pending", "simog down, escalated", "waiting for the lot's CIG",
 		"Open gaps left: 0.",
