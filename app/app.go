@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/promemoria/promemoria/calendar"
@@ -22,6 +23,7 @@ import (
 	"github.com/promemoria/promemoria/gap"
 	"github.com/promemoria/promemoria/message"
 	"github.com/promemoria/promemoria/natsserver"
+	"github.com/promemoria/promemoria/probe"
 	"github.com/promemoria/promemoria/worker"
 )
 
@@ -134,11 +136,26 @@ func Start(ctx context.Context, cfg *config.Config, log zerolog.Logger, o Option
 	if err != nil {
 		return nil, err
 	}
+	var probes *probe.Runner
+	if len(cfg.Probes) > 0 {
+		if probes, err = a.newProbes(pctx, subjects, o); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.HTTPListen != "" {
 		if err := a.startHTTP(); err != nil {
 			return nil, err
 		}
 	}
+	probesDone := make(chan struct{})
+	go func() {
+		defer close(probesDone)
+		if probes != nil {
+			if err := probes.Run(ctx); err != nil {
+				log.Error().Err(err).Str("component", "probe").Msg("probes stopped")
+			}
+		}
+	}()
 	started := make(chan struct{})
 	go func() {
 		go func() {
@@ -148,6 +165,7 @@ func Start(ctx context.Context, cfg *config.Config, log zerolog.Logger, o Option
 			close(started)
 		}()
 		err := a.worker.Run(ctx)
+		<-probesDone
 		a.close()
 		a.done <- err
 	}()
@@ -157,6 +175,27 @@ func Start(ctx context.Context, cfg *config.Config, log zerolog.Logger, o Option
 		return nil, errors.New("worker did not start within 30s")
 	}
 	return a, nil
+}
+
+// newProbes prepares the outage probes: they check ANAC's services and
+// publish portal.down and portal.up as any other source would, one replica
+// at a time.
+func (a *App) newProbes(ctx context.Context, subjects events.Subjects, o Options) (*probe.Runner, error) {
+	js, err := jetstream.New(a.nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	r, err := probe.NewRunner(ctx, js, probe.Options{
+		Specs: a.cfg.Probes, Failures: a.cfg.ProbeFailures, Successes: a.cfg.ProbeSuccesses,
+		Subjects: subjects, Name: o.Name, Replicas: a.cfg.Replicas, Now: o.Now,
+		Checker: probe.NewChecker(probe.UserAgent(Version)),
+		Logger:  a.log.With().Str("component", "probe").Logger(), Registerer: a.worker.Metrics().Registry,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("probes: %w", err)
+	}
+	a.log.Info().Int("probes", len(a.cfg.Probes)).Msg("outage probes configured")
+	return r, nil
 }
 
 // Wait blocks until the app has stopped and returns why.

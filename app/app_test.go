@@ -15,10 +15,12 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,6 +33,7 @@ import (
 	"github.com/promemoria/promemoria/config"
 	"github.com/promemoria/promemoria/events"
 	"github.com/promemoria/promemoria/natsserver"
+	"github.com/promemoria/promemoria/worker"
 )
 
 // load builds a config the way main does, from flags; reminders go at any
@@ -79,22 +82,7 @@ func TestServeEmbedded(t *testing.T) {
 		t.Errorf("/readyz: %d", code)
 	}
 	// A client reaches the embedded server over TCP and publishes an event.
-	nc, err := nats.Connect(a.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	data, _ := json.Marshal(events.TenderPublished{
-		TenderID: "T1", Title: "x", RUP: events.Person{Name: "R", Email: "r@example.it"},
-		PublishedAt: time.Now(), OfferDeadline: time.Now().Add(30 * 24 * time.Hour), Lots: []events.Lot{{LotID: "1"}},
-	})
-	env, _ := json.Marshal(events.Envelope{SpecVersion: "1.0", ID: "e1", Source: "test", Type: events.TypeTenderPublished, Time: time.Now().UTC(), Data: data})
-	msg := nats.NewMsg("procurement.tender.published")
-	msg.Data, msg.Header = env, nats.Header{events.HeaderMsgID: []string{"e1"}}
-	if _, err := js.PublishMsg(context.Background(), msg); err != nil {
-		t.Fatal(err)
-	}
+	publishTender(t, a, "e1", "T1", events.Lot{LotID: "1"})
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		_, body := get(t, base+"/metrics")
@@ -266,5 +254,91 @@ func TestTemplatesDirStopsStartup(t *testing.T) {
 	_, err := app.Start(context.Background(), cfg, zerolog.Nop(), app.Options{})
 	if err == nil || !strings.Contains(err.Error(), bad) || !strings.Contains(err.Error(), "templates_dir") {
 		t.Fatalf("start with a broken template: %v, want an error naming %s and templates_dir", err, bad)
+	}
+}
+
+// TestProbeDetectsTheOutage runs the service with a probe on a real HTTP
+// server: the probe sees the service fail and publishes portal.down, a
+// tender published meanwhile waits, and once the probe sees the service
+// back its lot is reminded.
+func TestProbeDetectsTheOutage(t *testing.T) {
+	var failing atomic.Bool
+	failing.Store(true)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if failing.Load() {
+			http.Error(w, "manutenzione", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "servizio operativo")
+	}))
+	defer srv.Close()
+	a := start(t, load(t, "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0", "--http-listen", "", "--settle", "0s",
+		"--probe", "pcp="+srv.URL, "--probe-interval", "200ms", "--probe-timeout", "2s", "--probe-failures", "2", "--probe-successes", "2"))
+	kv := a.Worker().State()
+	ctx := context.Background()
+	waitUntil := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	pcp := func() *worker.ServiceStatus {
+		svcs, err := worker.Services(ctx, kv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range svcs {
+			if s.Name == "pcp" {
+				return &s
+			}
+		}
+		return nil
+	}
+	waitUntil("the probe to report pcp down", func() bool { s := pcp(); return s != nil && !s.Up })
+
+	publishTender(t, a, "t-probe", "T-PROBE", events.Lot{LotID: "1", CIGService: "pcp"})
+	reminded := func() int {
+		gaps, err := worker.Pending(ctx, kv, worker.PendingFilter{TenderID: "T-PROBE"}, 0, time.Now())
+		if err != nil || len(gaps) != 1 {
+			return -1
+		}
+		return gaps[0].RemindersSent
+	}
+	waitUntil("the tender's gap", func() bool { return reminded() >= 0 })
+	if n := reminded(); n != 0 {
+		t.Fatalf("reminded %d times while the probe sees pcp down", n)
+	}
+
+	failing.Store(false)
+	waitUntil("the probe to report pcp up", func() bool { s := pcp(); return s != nil && s.Up })
+	waitUntil("the reminder once pcp is back", func() bool { return reminded() == 1 })
+	if s := pcp(); s.LastOutage == nil || s.LastOutage.To.IsZero() || s.Outages != 1 {
+		t.Errorf("pcp after the outage: %+v", s)
+	}
+}
+
+// publishTender publishes, over TCP as a producer would, a tender.published
+// with the given lots and event id.
+func publishTender(t *testing.T, a *app.App, id, tenderID string, lots ...events.Lot) {
+	t.Helper()
+	nc, err := nats.Connect(a.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	data, _ := json.Marshal(events.TenderPublished{
+		TenderID: tenderID, Title: "x", RUP: events.Person{Name: "R", Email: "r@example.it"},
+		PublishedAt: time.Now(), OfferDeadline: time.Now().Add(30 * 24 * time.Hour), Lots: lots,
+	})
+	env, _ := json.Marshal(events.Envelope{SpecVersion: "1.0", ID: id, Source: "test", Type: events.TypeTenderPublished, Time: time.Now().UTC(), Data: data})
+	msg := nats.NewMsg("procurement.tender.published")
+	msg.Data, msg.Header = env, nats.Header{events.HeaderMsgID: []string{id}}
+	if _, err := js.PublishMsg(context.Background(), msg); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -22,6 +22,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/promemoria/promemoria/probe"
+
 	"github.com/promemoria/promemoria/calendar"
 	"github.com/promemoria/promemoria/contribution"
 )
@@ -82,6 +84,11 @@ type Config struct {
 	// AdviceMinOverlap is the least overlap of outages with an offer
 	// period that gives an art. 25 advice.
 	AdviceMinOverlap time.Duration
+	// Probes check ANAC's services over HTTP and publish their outages;
+	// validated, with ProbeInterval and ProbeTimeout as their defaults.
+	Probes                        []probe.Spec
+	ProbeInterval, ProbeTimeout   time.Duration
+	ProbeFailures, ProbeSuccesses int
 
 	// File is the configuration file read, if any.
 	File string
@@ -329,6 +336,25 @@ func Settings() []Setting {
 	add("bidder_services", "payments,fvoe", "services bidders need: their outages during an offer period give the art. 25 advice", false, fl, gl)
 	f, g = dur(0, func(c *Config) *time.Duration { return &c.AdviceMinOverlap })
 	add("advice_min_overlap", "0s", "least total outage within an offer period that gives an art. 25 advice (0s: any)", false, f, g)
+	s = append(s, Setting{Name: "probes", Def: "", raw: true, set: setProbes, get: probesText,
+		Help: `HTTP checks of ANAC's services that publish their outages: service=URL,… (or --probe service=URL, repeatable); in the file a list of {service, url, method, expect_status, expect_body, interval, timeout}`})
+	f, g = dur(100*time.Millisecond, func(c *Config) *time.Duration { return &c.ProbeInterval })
+	add("probe_interval", "30s", "time between two checks of a probed service", false, f, g)
+	f, g = dur(100*time.Millisecond, func(c *Config) *time.Duration { return &c.ProbeTimeout })
+	add("probe_timeout", "5s", "time a probe's check may take before it counts as failed", false, f, g)
+	var pf, ps int64
+	add("probe_failures", "3", "consecutive failed checks before a probe publishes portal.down", false, func(c *Config, v string) error {
+		f, _ := integer(1, 100, func(*Config) *int64 { return &pf })
+		err := f(c, v)
+		c.ProbeFailures = int(pf)
+		return err
+	}, func(c *Config) string { return strconv.Itoa(c.ProbeFailures) })
+	add("probe_successes", "2", "consecutive good checks before a probe publishes portal.up", false, func(c *Config, v string) error {
+		f, _ := integer(1, 100, func(*Config) *int64 { return &ps })
+		err := f(c, v)
+		c.ProbeSuccesses = int(ps)
+		return err
+	}, func(c *Config) string { return strconv.Itoa(c.ProbeSuccesses) })
 	def := schedulesText(&Config{ContributionSchedules: contribution.DefaultSchedules()})
 	s = append(s, Setting{Name: "contribution_schedules", Def: def, raw: true, set: schedules, get: schedulesText,
 		Help: "contribution tables as a JSON array of {id, from (Europe/Rome date), brackets: [{from_cents, amount_cents}]}, sorted by from; a list in the YAML file " +
@@ -443,6 +469,12 @@ func Settings() []Setting {
 	return s
 }
 
+// listFlag collects the values of a repeatable flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
 // flagValue holds a flag's text; boolean settings accept a bare --flag.
 type flagValue struct {
 	v      string
@@ -481,6 +513,8 @@ func Load(name string, args []string, getenv func(string) string, out io.Writer)
 		fs.Var(v, s.Flag(), s.Help+" (env "+s.Env()+")")
 		flags[s.Name] = &v.v
 	}
+	var probeFlags listFlag
+	fs.Var(&probeFlags, "probe", "probe a service: service=URL (repeatable; replaces --probes and PROMEMORIA_PROBES)")
 	file := fs.String("config", getenv("PROMEMORIA_CONFIG"), "YAML file with the same keys as the flags (env PROMEMORIA_CONFIG)")
 	printCfg := fs.Bool("print-config", false, "print the effective configuration (secrets redacted) and exit")
 	fs.Usage = func() {
@@ -523,6 +557,9 @@ func Load(name string, args []string, getenv func(string) string, out io.Writer)
 		if explicit[s.Flag()] {
 			v, origin = *flags[s.Name], "flag --"+s.Flag()
 		}
+		if s.Name == "probes" && len(probeFlags) > 0 {
+			v, origin = strings.Join(probeFlags, ","), "flag --probe"
+		}
 		if err := s.set(c, v); err != nil {
 			return nil, &Error{Setting: s.Name, Origin: origin, Err: err}
 		}
@@ -534,6 +571,9 @@ func Load(name string, args []string, getenv func(string) string, out io.Writer)
 }
 
 func (c *Config) check() error {
+	if err := c.checkProbes(); err != nil {
+		return err
+	}
 	if (c.NATSCert == "") != (c.NATSKey == "") {
 		return &Error{Setting: "nats_cert", Origin: "nats_cert and nats_key", Err: errors.New("give both the client certificate and its key, or neither")}
 	}
@@ -739,3 +779,99 @@ func RedactURL(u string) string {
 // userInfoRe matches the user:password@ part of each URL in a
 // comma-separated list, with or without a scheme.
 var userInfoRe = regexp.MustCompile(`(^|,\s*|://)[^@/,]*@`)
+
+// probeInput is a probe.Spec as written in the file, durations as text.
+type probeInput struct {
+	Service      string `json:"service"`
+	URL          string `json:"url"`
+	Method       string `json:"method"`
+	ExpectStatus string `json:"expect_status"`
+	ExpectBody   string `json:"expect_body"`
+	Interval     string `json:"interval"`
+	Timeout      string `json:"timeout"`
+}
+
+// setProbes reads the probes: a JSON list of specs (the file's YAML list
+// arrives as one) or service=URL pairs separated by commas. They are
+// validated by check, once the default interval and timeout are known.
+func setProbes(c *Config, v string) error {
+	v = strings.TrimSpace(v)
+	c.Probes = nil
+	if v == "" {
+		return nil
+	}
+	if strings.HasPrefix(v, "[") {
+		var in []probeInput
+		dec := json.NewDecoder(strings.NewReader(v))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&in); err != nil {
+			return fmt.Errorf("not a list of probes {service, url, method, expect_status, expect_body, interval, timeout}: %w", err)
+		}
+		for i, p := range in {
+			spec := probe.Spec{Service: p.Service, URL: p.URL, Method: p.Method, ExpectStatus: p.ExpectStatus, ExpectBody: p.ExpectBody}
+			for _, d := range []struct {
+				name, text string
+				to         *time.Duration
+			}{{"interval", p.Interval, &spec.Interval}, {"timeout", p.Timeout, &spec.Timeout}} {
+				if d.text == "" {
+					continue
+				}
+				parsed, err := time.ParseDuration(d.text)
+				if err != nil {
+					return fmt.Errorf("probe %d (%s): %s %q is not a duration: write it like 30s or 2m", i+1, p.Service, d.name, d.text)
+				}
+				*d.to = parsed
+			}
+			c.Probes = append(c.Probes, spec)
+		}
+		return nil
+	}
+	for _, pair := range strings.Split(v, ",") {
+		service, url, ok := strings.Cut(strings.TrimSpace(pair), "=")
+		if !ok || service == "" || url == "" {
+			return fmt.Errorf("%q: write service=URL, like pcp=https://example.org/status", pair)
+		}
+		c.Probes = append(c.Probes, probe.Spec{Service: strings.TrimSpace(service), URL: strings.TrimSpace(url)})
+	}
+	return nil
+}
+
+// probesText writes the probes as a JSON list, as --print-config shows them.
+func probesText(c *Config) string {
+	if len(c.Probes) == 0 {
+		return ""
+	}
+	out := make([]probeInput, len(c.Probes))
+	for i, p := range c.Probes {
+		out[i] = probeInput{Service: p.Service, URL: p.URL, Method: p.Method, ExpectStatus: p.ExpectStatus, ExpectBody: p.ExpectBody}
+		if p.Interval > 0 {
+			out[i].Interval = p.Interval.String()
+		}
+		if p.Timeout > 0 {
+			out[i].Timeout = p.Timeout.String()
+		}
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		panic(fmt.Sprintf("config: marshal probes: %v", err))
+	}
+	return string(b)
+}
+
+// checkProbes validates the probes with their defaults; a service probed
+// twice is an error.
+func (c *Config) checkProbes() error {
+	seen := map[string]bool{}
+	for i, p := range c.Probes {
+		v, err := p.Validate(c.ProbeInterval, c.ProbeTimeout)
+		if err != nil {
+			return &Error{Setting: "probes", Origin: fmt.Sprintf("probe %d", i+1), Err: err}
+		}
+		if seen[v.Service] {
+			return &Error{Setting: "probes", Origin: fmt.Sprintf("probe %d", i+1), Err: fmt.Errorf("service %q is probed twice: give one probe per service", v.Service)}
+		}
+		seen[v.Service] = true
+		c.Probes[i] = v
+	}
+	return nil
+}

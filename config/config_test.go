@@ -84,6 +84,10 @@ func TestDefaults(t *testing.T) {
 		Location:              mustLocation(t, "Europe/Rome"),
 		BidderServices:        []string{"payments", "fvoe"},
 		AdviceMinOverlap:      0,
+		ProbeInterval:         30 * time.Second,
+		ProbeTimeout:          5 * time.Second,
+		ProbeFailures:         3,
+		ProbeSuccesses:        2,
 	}
 	tests := []struct {
 		name string
@@ -908,6 +912,70 @@ func TestExampleFileShowsNewSettings(t *testing.T) {
 	for _, name := range []string{"contribution_schedules", "office_hours", "timezone", "closure_days", "templates_dir", "bidder_services"} {
 		if _, ok := vals[name]; !ok {
 			t.Errorf("the example file does not show %s", name)
+		}
+	}
+}
+
+// TestProbes reads the probes from the flag, the environment and the file,
+// validates them with the global defaults, and names the setting in errors.
+func TestProbes(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "p.yaml")
+	if err := os.WriteFile(file, []byte(`probe_interval: 1m
+probes:
+  - service: pcp
+    url: https://pcp.example.org/status
+    expect_status: "200"
+    expect_body: operativo
+    timeout: 2s
+  - service: payments
+    url: https://pagamenti.example.org/
+    method: HEAD
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := mustLoad(t, []string{"--config", file}, nil)
+	if len(c.Probes) != 2 {
+		t.Fatalf("probes %+v, want 2", c.Probes)
+	}
+	if p := c.Probes[0]; p.Service != "pcp" || p.ExpectStatus != "200-200" && p.ExpectStatus != "200" || p.ExpectBody != "operativo" ||
+		p.Timeout != 2*time.Second || p.Interval != time.Minute || p.Method != "GET" {
+		t.Errorf("probe 1 = %+v", p)
+	}
+	if p := c.Probes[1]; p.Method != "HEAD" || p.Timeout != 5*time.Second || p.Interval != time.Minute {
+		t.Errorf("probe 2 = %+v", p)
+	}
+
+	c = mustLoad(t, nil, map[string]string{"PROMEMORIA_PROBES": "smartcig=https://smartcig.example.org/, pcp=https://pcp.example.org/"})
+	if len(c.Probes) != 2 || c.Probes[0].Service != "smartcig" || c.Probes[1].URL != "https://pcp.example.org/" || c.Probes[0].Interval != 30*time.Second {
+		t.Errorf("env probes %+v", c.Probes)
+	}
+	c = mustLoad(t, []string{"--probe", "fvoe=https://fvoe.example.org/", "--probe", "ausa=https://ausa.example.org/"},
+		map[string]string{"PROMEMORIA_PROBES": "pcp=https://pcp.example.org/"})
+	if len(c.Probes) != 2 || c.Probes[0].Service != "fvoe" || c.Probes[1].Service != "ausa" {
+		t.Errorf("--probe flags %+v, want them to replace the environment", c.Probes)
+	}
+	var out strings.Builder
+	c.Print(&out)
+	if !strings.Contains(out.String(), `"service":"fvoe"`) {
+		t.Errorf("--print-config lacks the probes:\n%s", out.String())
+	}
+
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--probe", "pcp"}, "write service=URL"},
+		{[]string{"--probe", "pcp=ftp://pcp.example.org/"}, "probes"},
+		{[]string{"--probe", "PCP=https://pcp.example.org/"}, "probes"},
+		{[]string{"--probe", "pcp=https://a.example.org/", "--probe", "pcp=https://b.example.org/"}, "probed twice"},
+		{[]string{"--probes", `[{"service":"pcp","url":"https://a.example.org/","interval":"often"}]`}, "not a duration"},
+		{[]string{"--probes", `[{"service":"pcp","link":"https://a.example.org/"}]`}, "not a list of probes"},
+		{[]string{"--probe-failures", "0"}, "probe_failures"},
+	} {
+		_, err := Load("serve", tc.args, env(nil), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Load(%q) = %v, want an error containing %q", tc.args, err, tc.want)
 		}
 	}
 }

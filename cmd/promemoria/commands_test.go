@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -125,7 +126,7 @@ func streamMsgs(t *testing.T, url, stream string) uint64 {
 func TestHelpAndVersion(t *testing.T) {
 	t.Parallel()
 	for _, args := range [][]string{
-		{"--help"}, {"help"}, {"publish", "--help"}, {"pending", "-h"}, {"services", "--help"}, {"demo", "--help"},
+		{"--help"}, {"help"}, {"publish", "--help"}, {"pending", "-h"}, {"services", "--help"}, {"demo", "--help"}, {"probe", "--help"},
 	} {
 		code, out, errOut := runCmd(noEnv, args...)
 		if code != 0 || !strings.Contains(out, "Usage") {
@@ -512,5 +513,41 @@ func TestDemo(t *testing.T) {
 	}
 	if i := strings.LastIndex(out, "reminder."); i > at("Done in") {
 		t.Errorf("a reminder was printed after the summary:\n%s", out)
+	}
+}
+
+// TestProbeOnce checks the configured probes against real HTTP servers.
+func TestProbeOnce(t *testing.T) {
+	t.Parallel()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "operativo") }))
+	defer up.Close()
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "manutenzione", http.StatusServiceUnavailable)
+	}))
+	defer down.Close()
+
+	code, out, errOut := runCmd(noEnv, "probe", "--once", "--probe", "pcp="+up.URL, "--probe", "payments="+down.URL)
+	if code != 1 {
+		t.Fatalf("one probe failing: exit %d, want 1\n%s%s", code, out, errOut)
+	}
+	for _, s := range []string{"SERVICE", "pcp", up.URL, "200", "up", "payments", "503", "DOWN: HTTP 503"} {
+		if !strings.Contains(out, s) {
+			t.Errorf("probe --once output lacks %q:\n%s", s, out)
+		}
+	}
+	env := func(k string) string {
+		if k == "PROMEMORIA_PROBES" {
+			return "pcp=" + up.URL
+		}
+		return ""
+	}
+	if code, out, errOut := runCmd(env, "probe", "--once"); code != 0 || !strings.Contains(out, up.URL) {
+		t.Errorf("every probe passing: exit %d, want 0\n%s%s", code, out, errOut)
+	}
+	if code, _, errOut := runCmd(noEnv, "probe", "--once"); code != 2 || !strings.Contains(errOut, "no probes configured") {
+		t.Errorf("no probes: exit %d %q", code, errOut)
+	}
+	if code, _, errOut := runCmd(noEnv, "probe", "--probe", "pcp="+up.URL); code != 2 || !strings.Contains(errOut, "--once") {
+		t.Errorf("without --once: exit %d %q", code, errOut)
 	}
 }

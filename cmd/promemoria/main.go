@@ -33,6 +33,7 @@ Usage:
   promemoria pending [flags]          list the open gaps of a running promemoria
   promemoria services [flags]         list the ANAC services and their state
   promemoria demo [--speed N]         replay the May 2021 ANAC outage in under a minute
+  promemoria probe --once [flags]     check the configured outage probes once
   promemoria --version                print the version
 
 Run "promemoria COMMAND --help" for a command's flags.
@@ -61,6 +62,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 			return runServices(args[1:], getenv, stdout, stderr)
 		case "demo":
 			return runDemo(args[1:], getenv, stdout, stderr)
+		case "probe":
+			return runProbe(args[1:], getenv, stdout, stderr)
 		default:
 			if len(args[0]) > 0 && args[0][0] != '-' {
 				fmt.Fprintf(stderr, "promemoria: unknown command %q\n\n%s", args[0], usage)

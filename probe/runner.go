@@ -1,0 +1,736 @@
+package probe
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/promemoria/promemoria/events"
+)
+
+// The probe's key-value buckets and the stream it publishes to.
+const (
+	// BucketState holds the last published state of each service, one key
+	// per service.
+	BucketState = "promemoria_probe_state"
+	// BucketLease holds the lease of the replica that probes; its TTL is
+	// the lease's.
+	BucketLease = "promemoria_probe_lease"
+	// StreamEvents is the input stream, provisioned by the worker; the
+	// probe only publishes to it.
+	StreamEvents = "PROMEMORIA_EVENTS"
+	// DefaultSource is the CloudEvents source of the probe's events.
+	DefaultSource = "promemoria-probe"
+	// MinLeaseTTL is the shortest lease accepted.
+	MinLeaseTTL = 500 * time.Millisecond
+
+	leaseKey = "lease"
+)
+
+// Options configure a Runner.
+type Options struct {
+	// Specs are the probes, validated; service names must be unique.
+	Specs []Spec
+	// Failures and Successes are the runs that make a service down and up
+	// again: defaults 3 and 2.
+	Failures, Successes int
+	// Subjects is where to publish (events.Subjects{Prefix: "procurement"}
+	// by default).
+	Subjects events.Subjects
+	// Source is the CloudEvents source, default "promemoria-probe".
+	Source string
+	// Name names this replica, for the lease and logs (default the host
+	// name).
+	Name string
+	// LeaseTTL is how long the lease lasts unless renewed; default the
+	// shortest probe interval, at least 2s.
+	LeaseTTL time.Duration
+	// Replicas is the replication of the probe's buckets (default 1).
+	Replicas int
+	// Checker performs the checks (default NewChecker("")).
+	Checker *Checker
+	// Now is the clock of the checks' times (default time.Now).
+	Now    func() time.Time
+	Logger zerolog.Logger
+	// Registerer is where the metrics go (nil: not registered).
+	Registerer prometheus.Registerer
+}
+
+// setDefaults validates o and fills in its defaults.
+func (o *Options) setDefaults() error {
+	if len(o.Specs) == 0 {
+		return errors.New("probe: no probes configured: give at least one {service, url}")
+	}
+	specs := make([]Spec, len(o.Specs))
+	seen := map[string]bool{}
+	minInterval := time.Duration(0)
+	for i, s := range o.Specs {
+		v, err := s.Validate(DefaultInterval, DefaultTimeout)
+		if err != nil {
+			return err
+		}
+		if seen[v.Service] {
+			return fmt.Errorf("probe %s: service probed twice: give one probe per service", v.Service)
+		}
+		seen[v.Service] = true
+		specs[i] = v
+		if minInterval == 0 || v.Interval < minInterval {
+			minInterval = v.Interval
+		}
+	}
+	o.Specs = specs
+	switch {
+	case o.Failures < 0:
+		return fmt.Errorf("probe: failures %d: write a positive number of consecutive failures (default 3)", o.Failures)
+	case o.Failures == 0:
+		o.Failures = 3
+	}
+	switch {
+	case o.Successes < 0:
+		return fmt.Errorf("probe: successes %d: write a positive number of consecutive successes (default 2)", o.Successes)
+	case o.Successes == 0:
+		o.Successes = 2
+	}
+	if o.Subjects.Prefix == "" {
+		o.Subjects = events.Subjects{Prefix: events.DefaultPrefix}
+	}
+	if _, err := events.NewSubjects(o.Subjects.Prefix); err != nil {
+		return fmt.Errorf("probe: %w", err)
+	}
+	if o.Source == "" {
+		o.Source = DefaultSource
+	}
+	if o.Name == "" {
+		o.Name, _ = os.Hostname()
+		if o.Name == "" {
+			o.Name = DefaultSource
+		}
+	}
+	switch {
+	case o.LeaseTTL == 0:
+		o.LeaseTTL = max(minInterval, 2*time.Second)
+	case o.LeaseTTL < MinLeaseTTL:
+		return fmt.Errorf("probe: lease TTL %s: write at least %s (default: the shortest probe interval, at least 2s)", o.LeaseTTL, MinLeaseTTL)
+	}
+	switch {
+	case o.Replicas < 0:
+		return fmt.Errorf("probe: replicas %d: write 1, 3 or 5", o.Replicas)
+	case o.Replicas == 0:
+		o.Replicas = 1
+	}
+	if o.Checker == nil {
+		o.Checker = NewChecker("")
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return nil
+}
+
+// Runner probes every spec at its interval while it holds the probe lease,
+// and publishes transitions as CloudEvents input events (portal.down /
+// portal.up, data {"services":[service],"at":transition time,"notice":…})
+// on the input subjects, with the deterministic id EventID, used as
+// CloudEvents id and Nats-Msg-Id, so a republish is a duplicate.
+//
+// Before publishing a transition it records the new published state in
+// BucketState (key = service), marked unpublished, and marks it published
+// once JetStream has acknowledged the event. A (re)started runner, and a
+// replica that takes the lease over, loads that state into its Tracker and
+// republishes a transition left unpublished, so a restart neither repeats
+// nor loses a transition. Writes to BucketState are compare-and-set on the
+// revision the runner last saw.
+//
+// One replica probes at a time: a lease key in BucketLease (bucket TTL =
+// LeaseTTL) created with Create (fails if held) and renewed with Update
+// every LeaseTTL/3; a replica that loses the lease, or cannot renew it for
+// two thirds of LeaseTTL, stops probing and publishing; the others retry
+// Create every LeaseTTL/3, so a dead holder is replaced within about one
+// LeaseTTL after its lease expires.
+type Runner struct {
+	o                   Options
+	js                  jetstream.JetStream
+	stateKV, leaseKV    jetstream.KeyValue
+	m                   *metrics
+	log                 zerolog.Logger
+	token               []byte
+	urls                map[string]string // service -> URL, for logs
+	minInterval, period time.Duration
+
+	mu         sync.Mutex
+	leaseRev   uint64
+	validUntil time.Time
+
+	wmu    sync.Mutex
+	warned map[string]string
+}
+
+// NewRunner validates o, applies its defaults and provisions the probe's two
+// buckets idempotently (create or update).
+func NewRunner(ctx context.Context, js jetstream.JetStream, o Options) (*Runner, error) {
+	if err := o.setDefaults(); err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(o.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	r := &Runner{
+		o: o, js: js, m: m,
+		log:    o.Logger.With().Str("component", "probe").Str("replica", o.Name).Logger(),
+		token:  []byte(o.Name + " " + rand.Text()),
+		period: o.LeaseTTL / 3,
+		warned: map[string]string{},
+		urls:   map[string]string{},
+	}
+	for _, s := range o.Specs {
+		r.urls[s.Service] = s.URL
+	}
+	r.minInterval = slices.MinFunc(o.Specs, func(a, b Spec) int { return cmp.Compare(a.Interval, b.Interval) }).Interval
+	r.stateKV, err = ensureBucket(ctx, js, jetstream.KeyValueConfig{
+		Bucket:      BucketState,
+		Description: "promemoria probe: last published state of each ANAC service",
+		History:     5,
+		Storage:     jetstream.FileStorage,
+		Replicas:    o.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("provision bucket %s: %w", BucketState, err)
+	}
+	r.leaseKV, err = ensureBucket(ctx, js, jetstream.KeyValueConfig{
+		Bucket:      BucketLease,
+		Description: "promemoria probe: the lease of the replica that probes",
+		History:     1,
+		TTL:         o.LeaseTTL,
+		Storage:     jetstream.MemoryStorage,
+		Replicas:    o.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("provision bucket %s: %w", BucketLease, err)
+	}
+	return r, nil
+}
+
+// ensureBucket creates the key-value bucket, or updates it if it exists,
+// retrying while the server is not ready to answer.
+func ensureBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		kv, err := js.CreateKeyValue(actx, cfg)
+		if errors.Is(err, jetstream.ErrBucketExists) || errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			kv, err = js.UpdateKeyValue(actx, cfg)
+		}
+		cancel()
+		if err == nil {
+			return kv, nil
+		}
+		retriable := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+			errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders)
+		if !retriable || ctx.Err() != nil {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w (last error: %w)", ctx.Err(), err)
+		case <-time.After(time.Duration(attempt) * 250 * time.Millisecond):
+		}
+	}
+}
+
+// Leader reports whether this runner holds the probe lease: it acquired or
+// renewed it less than two thirds of LeaseTTL ago.
+func (r *Runner) Leader() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.leaseRev != 0 && time.Now().Before(r.validUntil)
+}
+
+// Run probes while it holds the lease, and competes for it otherwise, until
+// ctx ends; it then stops probing and releases the lease (delete) if it
+// holds it. Errors of NATS are logged and retried; Run returns nil. Call
+// Run once.
+func (r *Runner) Run(ctx context.Context) error {
+	tick := time.NewTicker(r.period)
+	defer tick.Stop()
+	var sess *session
+	defer func() {
+		sess.stop()
+		r.release()
+	}()
+	for {
+		r.tend(ctx)
+		holding := r.holding()
+		switch {
+		case !holding && sess != nil:
+			sess.stop()
+			sess = nil
+		case holding && (sess == nil || sess.ended()):
+			sess = r.startSession(ctx)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// holding reports whether the runner believes it holds the lease (it may
+// be past its validity, until tend steps down).
+func (r *Runner) holding() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.leaseRev != 0
+}
+
+// tend renews the lease if held and tries to acquire it otherwise.
+func (r *Runner) tend(ctx context.Context) {
+	r.mu.Lock()
+	rev, validUntil := r.leaseRev, r.validUntil
+	r.mu.Unlock()
+	actx, cancel := context.WithTimeout(ctx, r.o.LeaseTTL*2/3)
+	defer cancel()
+	sent := time.Now()
+	if rev == 0 {
+		newRev, err := r.leaseKV.Create(actx, leaseKey, r.token)
+		switch {
+		case err == nil:
+			r.setLease(newRev, sent)
+			r.log.Info().Dur("lease_ttl", r.o.LeaseTTL).Msg("probe lease acquired: probing")
+			r.clearWarn("lease")
+		case errors.Is(err, jetstream.ErrKeyExists):
+			r.clearWarn("lease")
+		case ctx.Err() == nil:
+			r.warn("lease", err, "cannot acquire the probe lease, retrying")
+		}
+		return
+	}
+	newRev, err := r.leaseKV.Update(actx, leaseKey, r.token, rev)
+	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		// Our last renewal may have been stored although its ack was lost:
+		// the lease is still ours if it holds our token.
+		if e, gerr := r.leaseKV.Get(actx, leaseKey); gerr == nil && string(e.Value()) == string(r.token) {
+			newRev, err = r.leaseKV.Update(actx, leaseKey, r.token, e.Revision())
+		}
+	}
+	switch {
+	case err == nil:
+		r.setLease(newRev, sent)
+		r.clearWarn("lease")
+	case ctx.Err() != nil:
+	case errors.Is(err, jetstream.ErrKeyRevisionMismatch), errors.Is(err, jetstream.ErrKeyNotFound),
+		errors.Is(err, nats.ErrConnectionClosed):
+		r.setLease(0, time.Time{})
+		r.log.Warn().Err(err).Msg("probe lease lost: probing stops")
+	case !time.Now().Before(validUntil):
+		r.setLease(0, time.Time{})
+		r.log.Warn().Err(err).Msg("probe lease not renewed in time: probing stops")
+	default:
+		r.warn("lease", err, "cannot renew the probe lease, retrying")
+	}
+}
+
+func (r *Runner) setLease(rev uint64, sent time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.leaseRev = rev
+	r.validUntil = sent.Add(r.o.LeaseTTL * 2 / 3)
+	if rev == 0 {
+		r.validUntil = time.Time{}
+	}
+}
+
+// release deletes the lease if this runner holds it, so that another
+// replica takes over at once.
+func (r *Runner) release() {
+	r.mu.Lock()
+	rev := r.leaseRev
+	r.mu.Unlock()
+	if rev == 0 {
+		return
+	}
+	r.setLease(0, time.Time{})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := r.leaseKV.Delete(ctx, leaseKey, jetstream.LastRevision(rev)); err != nil {
+		r.log.Warn().Err(err).Msg("cannot release the probe lease: it expires by itself")
+		return
+	}
+	r.log.Info().Msg("probe lease released")
+}
+
+// warn logs err once per streak of the same error for key.
+func (r *Runner) warn(key string, err error, msg string) {
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
+	if r.warned[key] == err.Error() {
+		r.log.Debug().Err(err).Msg(msg)
+		return
+	}
+	r.warned[key] = err.Error()
+	r.log.Warn().Err(err).Msg(msg)
+}
+
+func (r *Runner) clearWarn(key string) {
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
+	delete(r.warned, key)
+}
+
+// session is one term of probing, while the lease is held.
+type session struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (s *session) stop() {
+	if s == nil {
+		return
+	}
+	s.cancel()
+	<-s.done
+}
+
+func (s *session) ended() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (r *Runner) startSession(ctx context.Context) *session {
+	sctx, cancel := context.WithCancel(ctx)
+	s := &session{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		if err := r.probe(sctx); err != nil && sctx.Err() == nil {
+			r.log.Warn().Err(err).Msg("probing restarts from the stored state")
+		}
+	}()
+	return s
+}
+
+// record is the value of a service's key in BucketState.
+type record struct {
+	Service   string    `json:"service"`
+	Up        bool      `json:"up"`
+	At        time.Time `json:"at"`
+	Notice    string    `json:"notice,omitempty"`
+	ID        string    `json:"id"`
+	Published bool      `json:"published"`
+}
+
+// pending is a transition on its way out.
+type pending struct {
+	rec   record
+	stage int // stageStore, stagePublish or stageMark
+}
+
+const (
+	stageStore = iota
+	stagePublish
+	stageMark
+)
+
+// errStale means another writer changed BucketState: the session restarts
+// from what is stored.
+var errStale = errors.New("probe state changed by another replica")
+
+// outbox publishes transitions in order, through BucketState, in a
+// goroutine of its own (run), so that a slow or failing NATS does not hold
+// the checks up.
+type outbox struct {
+	r    *Runner
+	revs map[string]uint64 // used by run only
+	wake chan struct{}
+
+	mu    sync.Mutex
+	queue []pending
+}
+
+// add queues a transition and wakes run up.
+func (ob *outbox) add(p pending) {
+	ob.mu.Lock()
+	ob.queue = append(ob.queue, p)
+	ob.mu.Unlock()
+	select {
+	case ob.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run flushes the queue when woken up, and retries every period, until ctx
+// ends (nil) or flush finds BucketState changed by someone else (errStale).
+func (ob *outbox) run(ctx context.Context, period time.Duration) error {
+	retry := time.NewTicker(period)
+	defer retry.Stop()
+	for {
+		if err := ob.flush(ctx); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ob.wake:
+		case <-retry.C:
+		}
+	}
+}
+
+// probe loads the stored state, then checks every spec at its interval and
+// publishes the transitions, until ctx ends or the stored state is found
+// changed by someone else.
+func (r *Runner) probe(ctx context.Context) error {
+	ob, published, err := r.load(ctx)
+	if err != nil {
+		return err
+	}
+	tracker := NewTracker(r.o.Failures, r.o.Successes, published)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	results := make(chan Result)
+	var wg sync.WaitGroup
+	var stale error
+	wg.Go(func() {
+		if stale = ob.run(ctx, max(r.minInterval, r.period)); stale != nil {
+			cancel()
+		}
+	})
+	for _, s := range r.o.Specs {
+		wg.Go(func() { r.loop(ctx, s, results) })
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			cancel()
+			wg.Wait()
+			return stale
+		case res := <-results:
+			tr, ok := tracker.Observe(res)
+			if !ok {
+				continue
+			}
+			r.log.Info().Str("service", tr.Service).Str("url", res.URL).Bool("up", tr.Up).
+				Time("at", tr.At).Str("notice", tr.Notice).Msg("service state changed")
+			ob.add(pending{rec: record{Service: tr.Service, Up: tr.Up, At: tr.At, Notice: tr.Notice, ID: EventID(tr)}})
+		}
+	}
+}
+
+// load reads the stored state of every probed service, retrying until it
+// succeeds or ctx ends. Transitions stored but not marked published are
+// queued for publishing again.
+func (r *Runner) load(ctx context.Context) (*outbox, map[string]bool, error) {
+	for {
+		ob := &outbox{r: r, revs: map[string]uint64{}, wake: make(chan struct{}, 1)}
+		published := map[string]bool{}
+		err := func() error {
+			for _, s := range r.o.Specs {
+				gctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				e, err := r.stateKV.Get(gctx, s.Service)
+				cancel()
+				if errors.Is(err, jetstream.ErrKeyNotFound) {
+					continue
+				}
+				if err != nil {
+					return fmt.Errorf("read state of %s: %w", s.Service, err)
+				}
+				var rec record
+				if err := json.Unmarshal(e.Value(), &rec); err != nil {
+					r.log.Error().Err(err).Str("service", s.Service).Str("url", s.URL).Msg("stored probe state unreadable: starting from up")
+				} else {
+					rec.Service = s.Service
+					published[s.Service] = rec.Up
+					if !rec.Published {
+						ob.queue = append(ob.queue, pending{rec: rec, stage: stagePublish})
+					}
+				}
+				ob.revs[s.Service] = e.Revision()
+			}
+			return nil
+		}()
+		if err == nil {
+			r.clearWarn("load")
+			return ob, published, nil
+		}
+		if ctx.Err() != nil {
+			return nil, nil, ctx.Err()
+		}
+		r.warn("load", err, "cannot load the probe state, retrying")
+		select {
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		case <-time.After(r.period):
+		}
+	}
+}
+
+// loop checks s now and then every s.Interval, sending the results to out.
+func (r *Runner) loop(ctx context.Context, s Spec, out chan<- Result) {
+	t := time.NewTicker(s.Interval)
+	defer t.Stop()
+	for {
+		res := r.o.Checker.Check(ctx, s, r.o.Now())
+		if ctx.Err() != nil {
+			return
+		}
+		r.m.observe(res)
+		r.log.Debug().Str("service", s.Service).Str("url", s.URL).Bool("ok", res.OK).Int("status", res.Status).
+			Dur("latency", res.Latency).Str("problem", res.Problem).Msg("checked")
+		select {
+		case out <- res:
+		case <-ctx.Done():
+			return
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// flush moves the queued transitions out, in order: store the state, publish
+// the event, mark the state published. It stops at the first step that
+// fails, to retry it later, and returns errStale if BucketState changed
+// under it. Nothing is written while the lease is not valid.
+func (ob *outbox) flush(ctx context.Context) error {
+	r := ob.r
+	for {
+		ob.mu.Lock()
+		if len(ob.queue) == 0 {
+			ob.mu.Unlock()
+			return nil
+		}
+		p := ob.queue[0]
+		ob.mu.Unlock()
+		if !r.Leader() || ctx.Err() != nil {
+			return nil
+		}
+		svc := p.rec.Service
+		switch p.stage {
+		case stageStore, stageMark:
+			rec := p.rec
+			rec.Published = p.stage == stageMark
+			if err := ob.put(ctx, svc, rec); err != nil {
+				if errors.Is(err, errStale) {
+					return err
+				}
+				r.warn("state", err, "cannot record the probe state, retrying")
+				return nil
+			}
+			r.clearWarn("state")
+		case stagePublish:
+			ack, err := r.publish(ctx, p.rec)
+			if err != nil {
+				r.warn("publish", err, "cannot publish the transition, retrying")
+				return nil
+			}
+			r.clearWarn("publish")
+			r.log.Info().Str("service", svc).Str("url", r.urls[svc]).Str("id", p.rec.ID).Bool("up", p.rec.Up).
+				Str("notice", p.rec.Notice).Uint64("stream_sequence", ack.Sequence).Bool("duplicate", ack.Duplicate).
+				Msg("transition published")
+		}
+		// The head is only ever changed here: move it to its next stage.
+		ob.mu.Lock()
+		if p.stage == stageMark {
+			ob.queue = ob.queue[1:]
+		} else {
+			ob.queue[0].stage++
+		}
+		ob.mu.Unlock()
+	}
+}
+
+// put writes rec as the state of svc, compare-and-set on the last revision
+// seen.
+func (ob *outbox) put(ctx context.Context, svc string, rec record) error {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("encode state of %s: %w", svc, err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var rev uint64
+	if last := ob.revs[svc]; last == 0 {
+		rev, err = ob.r.stateKV.Create(pctx, svc, b)
+	} else {
+		rev, err = ob.r.stateKV.Update(pctx, svc, b, last)
+	}
+	switch {
+	case errors.Is(err, jetstream.ErrKeyExists), errors.Is(err, jetstream.ErrKeyRevisionMismatch):
+		return fmt.Errorf("%w: %s: %w", errStale, svc, err)
+	case err != nil:
+		return fmt.Errorf("write state of %s: %w", svc, err)
+	}
+	ob.revs[svc] = rev
+	return nil
+}
+
+// publish sends the event of rec to the input stream and waits for the ack.
+func (r *Runner) publish(ctx context.Context, rec record) (*jetstream.PubAck, error) {
+	tr := Transition{Service: rec.Service, Up: rec.Up, At: rec.At, Notice: rec.Notice}
+	msg, err := Message(r.o.Subjects, r.o.Source, tr)
+	if err != nil {
+		return nil, err
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	ack, err := r.js.PublishMsg(pctx, msg, jetstream.WithExpectStream(StreamEvents))
+	if err != nil {
+		return nil, fmt.Errorf("publish %s to %s: %w", msg.Header.Get(events.HeaderMsgID), msg.Subject, err)
+	}
+	return ack, nil
+}
+
+// EventID is the deterministic CloudEvents id of a transition:
+// "probe-<service>-<down|up>-<At as UTC RFC 3339 with nanoseconds>".
+func EventID(tr Transition) string {
+	dir := "down"
+	if tr.Up {
+		dir = "up"
+	}
+	return "probe-" + tr.Service + "-" + dir + "-" + tr.At.UTC().Format(time.RFC3339Nano)
+}
+
+// Message returns the NATS message that publishes tr: a portal.down or
+// portal.up CloudEvent from source, with data {"services":[service],
+// "at":tr.At,"notice":tr.Notice}, time tr.At, id EventID(tr), and the
+// Nats-Msg-Id header set to the id.
+func Message(subjects events.Subjects, source string, tr Transition) (*nats.Msg, error) {
+	typ := events.TypePortalDown
+	if tr.Up {
+		typ = events.TypePortalUp
+	}
+	at := tr.At.UTC()
+	data, err := json.Marshal(events.PortalChange{Services: []string{tr.Service}, At: at, Notice: tr.Notice})
+	if err != nil {
+		return nil, fmt.Errorf("encode %s data: %w", typ, err)
+	}
+	id := EventID(tr)
+	body, err := json.Marshal(events.Envelope{
+		SpecVersion: events.SpecVersion, ID: id, Source: source, Type: typ,
+		Time: at, DataContentType: events.ContentType, Data: data,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("encode %s event: %w", typ, err)
+	}
+	msg := nats.NewMsg(subjects.Of(typ))
+	msg.Header.Set(events.HeaderMsgID, id)
+	msg.Data = body
+	return msg, nil
+}
