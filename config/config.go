@@ -333,7 +333,18 @@ func Settings() []Setting {
 	fl, gl := serviceList(func(c *Config) *[]string { return &c.Services })
 	add("services", "smartcig,simog,pcp,payments,fvoe,bdncp,ausa", "what a portal event with no services list means", false, fl, gl)
 	fl, gl = serviceList(func(c *Config) *[]string { return &c.BidderServices })
-	add("bidder_services", "payments,fvoe", "services bidders need: their outages during an offer period give the art. 25 advice", false, fl, gl)
+	add("bidder_services", "payments,fvoe", "services bidders need: their outages during an offer period give the art. 25 advice (none: only the lots' CIG services count)", false, func(c *Config, v string) error {
+		if strings.TrimSpace(v) == "none" {
+			c.BidderServices = []string{}
+			return nil
+		}
+		return fl(c, v)
+	}, func(c *Config) string {
+		if c.BidderServices != nil && len(c.BidderServices) == 0 {
+			return "none"
+		}
+		return gl(c)
+	})
 	f, g = dur(0, func(c *Config) *time.Duration { return &c.AdviceMinOverlap })
 	add("advice_min_overlap", "0s", "least total outage within an offer period that gives an art. 25 advice (0s: any)", false, f, g)
 	s = append(s, Setting{Name: "probes", Def: "", raw: true, set: setProbes, get: probesText,

@@ -979,3 +979,20 @@ probes:
 		}
 	}
 }
+
+// TestBidderServicesNone checks that bidder_services can be emptied with
+// "none", and that the value prints back.
+func TestBidderServicesNone(t *testing.T) {
+	c := mustLoad(t, []string{"--bidder-services", "none"}, nil)
+	if c.BidderServices == nil || len(c.BidderServices) != 0 {
+		t.Fatalf("BidderServices = %#v, want an empty, non-nil list", c.BidderServices)
+	}
+	var out strings.Builder
+	c.Print(&out)
+	if !strings.Contains(out.String(), `bidder_services: "none"`) {
+		t.Errorf("--print-config: %s", out.String())
+	}
+	if got := mustLoad(t, nil, nil).BidderServices; len(got) != 2 {
+		t.Errorf("default BidderServices = %v", got)
+	}
+}

@@ -63,7 +63,8 @@ type Options struct {
 	// Texts writes the human texts (default: the embedded templates).
 	Texts *message.Texts
 	// BidderServices are the services bidders need during an offer period;
-	// their outages lead to an art. 25 advice (default payments, fvoe).
+	// their outages lead to an art. 25 advice (nil: payments, fvoe; an
+	// empty list: none, only the lots' CIG services count).
 	BidderServices []string
 	// AdviceMinOverlap is the least overlap of outages with an offer
 	// period that gives an advice (default 0: any).
@@ -173,7 +174,7 @@ func (o *Options) setDefaults() error {
 		}
 		o.Texts = texts
 	}
-	if len(o.BidderServices) == 0 {
+	if o.BidderServices == nil { // an empty list: none
 		o.BidderServices = []string{"payments", "fvoe"}
 	}
 	o.Limits.Now = o.Now
