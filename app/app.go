@@ -189,7 +189,7 @@ func (a *App) newProbes(ctx context.Context, subjects events.Subjects, o Options
 		Specs: a.cfg.Probes, Failures: a.cfg.ProbeFailures, Successes: a.cfg.ProbeSuccesses,
 		Subjects: subjects, Name: o.Name, Replicas: a.cfg.Replicas, Now: o.Now,
 		Checker: probe.NewChecker(probe.UserAgent(Version)),
-		Logger:  a.log.With().Str("component", "probe").Logger(), Registerer: a.worker.Metrics().Registry,
+		Logger:  a.log, Registerer: a.worker.Metrics().Registry,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("probes: %w", err)

@@ -273,7 +273,7 @@ func TestProbeDetectsTheOutage(t *testing.T) {
 	}))
 	defer srv.Close()
 	a := start(t, load(t, "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0", "--http-listen", "", "--settle", "0s",
-		"--probe", "pcp="+srv.URL, "--probe-interval", "200ms", "--probe-timeout", "2s", "--probe-failures", "2", "--probe-successes", "2"))
+		"--probe", "pcp="+srv.URL, "--probe-interval", "1s", "--probe-timeout", "1s", "--probe-failures", "2", "--probe-successes", "2"))
 	kv := a.Worker().State()
 	ctx := context.Background()
 	waitUntil := func(what string, cond func() bool) {

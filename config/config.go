@@ -349,7 +349,7 @@ func Settings() []Setting {
 	add("advice_min_overlap", "0s", "least total outage within an offer period that gives an art. 25 advice (0s: any)", false, f, g)
 	s = append(s, Setting{Name: "probes", Def: "", raw: true, set: setProbes, get: probesText,
 		Help: `HTTP checks of ANAC's services that publish their outages: service=URL,… (or --probe service=URL, repeatable); in the file a list of {service, url, method, expect_status, expect_body, interval, timeout}`})
-	f, g = dur(100*time.Millisecond, func(c *Config) *time.Duration { return &c.ProbeInterval })
+	f, g = dur(probe.MinInterval, func(c *Config) *time.Duration { return &c.ProbeInterval })
 	add("probe_interval", "30s", "time between two checks of a probed service", false, f, g)
 	f, g = dur(100*time.Millisecond, func(c *Config) *time.Duration { return &c.ProbeTimeout })
 	add("probe_timeout", "5s", "time a probe's check may take before it counts as failed", false, f, g)
@@ -569,7 +569,12 @@ func Load(name string, args []string, getenv func(string) string, out io.Writer)
 			v, origin = *flags[s.Name], "flag --"+s.Flag()
 		}
 		if s.Name == "probes" && len(probeFlags) > 0 {
-			v, origin = strings.Join(probeFlags, ","), "flag --probe"
+			// Each --probe is one service=URL: a URL may hold commas.
+			c.Probes = nil
+			if err := addProbePairs(c, probeFlags); err != nil {
+				return nil, &Error{Setting: s.Name, Origin: "flag --probe", Err: err}
+			}
+			continue
 		}
 		if err := s.set(c, v); err != nil {
 			return nil, &Error{Setting: s.Name, Origin: origin, Err: err}
@@ -793,13 +798,32 @@ var userInfoRe = regexp.MustCompile(`(^|,\s*|://)[^@/,]*@`)
 
 // probeInput is a probe.Spec as written in the file, durations as text.
 type probeInput struct {
-	Service      string `json:"service"`
-	URL          string `json:"url"`
-	Method       string `json:"method"`
-	ExpectStatus string `json:"expect_status"`
-	ExpectBody   string `json:"expect_body"`
-	Interval     string `json:"interval"`
-	Timeout      string `json:"timeout"`
+	Service      string     `json:"service"`
+	URL          string     `json:"url"`
+	Method       string     `json:"method,omitempty"`
+	ExpectStatus statusText `json:"expect_status,omitempty"`
+	ExpectBody   string     `json:"expect_body,omitempty"`
+	Interval     string     `json:"interval,omitempty"`
+	Timeout      string     `json:"timeout,omitempty"`
+}
+
+// statusText is an expected status as written: 200 (a YAML number) or
+// "200-399".
+type statusText string
+
+// UnmarshalJSON accepts a number or a string.
+func (s *statusText) UnmarshalJSON(b []byte) error {
+	var n json.Number
+	if err := json.Unmarshal(b, &n); err == nil {
+		*s = statusText(n.String())
+		return nil
+	}
+	var t string
+	if err := json.Unmarshal(b, &t); err != nil {
+		return fmt.Errorf("expect_status: write a status like 200 or a range like 200-399: %w", err)
+	}
+	*s = statusText(t)
+	return nil
 }
 
 // setProbes reads the probes: a JSON list of specs (the file's YAML list
@@ -819,7 +843,7 @@ func setProbes(c *Config, v string) error {
 			return fmt.Errorf("not a list of probes {service, url, method, expect_status, expect_body, interval, timeout}: %w", err)
 		}
 		for i, p := range in {
-			spec := probe.Spec{Service: p.Service, URL: p.URL, Method: p.Method, ExpectStatus: p.ExpectStatus, ExpectBody: p.ExpectBody}
+			spec := probe.Spec{Service: p.Service, URL: p.URL, Method: p.Method, ExpectStatus: string(p.ExpectStatus), ExpectBody: p.ExpectBody}
 			for _, d := range []struct {
 				name, text string
 				to         *time.Duration
@@ -829,7 +853,7 @@ func setProbes(c *Config, v string) error {
 				}
 				parsed, err := time.ParseDuration(d.text)
 				if err != nil {
-					return fmt.Errorf("probe %d (%s): %s %q is not a duration: write it like 30s or 2m", i+1, p.Service, d.name, d.text)
+					return fmt.Errorf("probe %d (%s): %s %q is not a duration: write it like 30s or 2m: %w", i+1, p.Service, d.name, d.text, err)
 				}
 				*d.to = parsed
 			}
@@ -837,10 +861,15 @@ func setProbes(c *Config, v string) error {
 		}
 		return nil
 	}
-	for _, pair := range strings.Split(v, ",") {
+	return addProbePairs(c, strings.Split(v, ","))
+}
+
+// addProbePairs adds the probes written as service=URL.
+func addProbePairs(c *Config, pairs []string) error {
+	for _, pair := range pairs {
 		service, url, ok := strings.Cut(strings.TrimSpace(pair), "=")
 		if !ok || service == "" || url == "" {
-			return fmt.Errorf("%q: write service=URL, like pcp=https://example.org/status", pair)
+			return fmt.Errorf("%q: write service=URL, like pcp=https://example.org/status", probe.RedactURL(pair))
 		}
 		c.Probes = append(c.Probes, probe.Spec{Service: strings.TrimSpace(service), URL: strings.TrimSpace(url)})
 	}
@@ -854,7 +883,7 @@ func probesText(c *Config) string {
 	}
 	out := make([]probeInput, len(c.Probes))
 	for i, p := range c.Probes {
-		out[i] = probeInput{Service: p.Service, URL: p.URL, Method: p.Method, ExpectStatus: p.ExpectStatus, ExpectBody: p.ExpectBody}
+		out[i] = probeInput{Service: p.Service, URL: probe.RedactURL(p.URL), Method: p.Method, ExpectStatus: statusText(p.ExpectStatus), ExpectBody: p.ExpectBody}
 		if p.Interval > 0 {
 			out[i].Interval = p.Interval.String()
 		}

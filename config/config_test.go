@@ -925,7 +925,7 @@ func TestProbes(t *testing.T) {
 probes:
   - service: pcp
     url: https://pcp.example.org/status
-    expect_status: "200"
+    expect_status: 200
     expect_body: operativo
     timeout: 2s
   - service: payments
@@ -950,6 +950,10 @@ probes:
 	if len(c.Probes) != 2 || c.Probes[0].Service != "smartcig" || c.Probes[1].URL != "https://pcp.example.org/" || c.Probes[0].Interval != 30*time.Second {
 		t.Errorf("env probes %+v", c.Probes)
 	}
+	c = mustLoad(t, []string{"--probe", "pcp=https://pcp.example.org/status?from=a,b"}, nil)
+	if len(c.Probes) != 1 || c.Probes[0].URL != "https://pcp.example.org/status?from=a,b" {
+		t.Errorf("a --probe URL with a comma: %+v", c.Probes)
+	}
 	c = mustLoad(t, []string{"--probe", "fvoe=https://fvoe.example.org/", "--probe", "ausa=https://ausa.example.org/"},
 		map[string]string{"PROMEMORIA_PROBES": "pcp=https://pcp.example.org/"})
 	if len(c.Probes) != 2 || c.Probes[0].Service != "fvoe" || c.Probes[1].Service != "ausa" {
@@ -961,6 +965,9 @@ probes:
 		t.Errorf("--print-config lacks the probes:\n%s", out.String())
 	}
 
+	if _, err := Load("serve", []string{"--probe", "pcp=ftp://user:secret@pcp.example.org/"}, env(nil), io.Discard); err == nil || strings.Contains(err.Error(), "secret") {
+		t.Errorf("a URL with credentials: %v, want an error that does not show them", err)
+	}
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -972,6 +979,7 @@ probes:
 		{[]string{"--probes", `[{"service":"pcp","url":"https://a.example.org/","interval":"often"}]`}, "not a duration"},
 		{[]string{"--probes", `[{"service":"pcp","link":"https://a.example.org/"}]`}, "not a list of probes"},
 		{[]string{"--probe-failures", "0"}, "probe_failures"},
+		{[]string{"--probe-interval", "200ms"}, "probe_interval"},
 	} {
 		_, err := Load("serve", tc.args, env(nil), io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

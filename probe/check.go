@@ -28,7 +28,8 @@ const MaxRedirects = 5
 // Result is the outcome of one check.
 type Result struct {
 	Service string
-	URL     string
+	// URL is the spec's URL as configured; show it with RedactURL.
+	URL string
 	// At is when the check started.
 	At time.Time
 	// Status is the final HTTP status code, 0 if no response came.
@@ -43,7 +44,8 @@ type Result struct {
 }
 
 // Checker performs checks: a User-Agent naming promemoria and its version,
-// no redirects to another host (same-host redirects are followed, at most
+// straight to the URL (no proxy: HTTP_PROXY, HTTPS_PROXY and NO_PROXY are
+// ignored), no redirects to another host (same-host redirects are followed, at most
 // MaxRedirects), the body read up to MaxBody (default DefaultMaxBody) and
 // no further. Every check opens a fresh connection, so that DNS, TLS
 // certificates and the server's accept are verified each time. A Checker is
@@ -88,6 +90,13 @@ func NewChecker(userAgent string, opts ...CheckerOption) *Checker {
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.DisableKeepAlives = true
+	// No proxy, whatever HTTP_PROXY and HTTPS_PROXY say: a check goes
+	// only to the configured URL, and measures ANAC, not a proxy.
+	tr.Proxy = nil
+	// The check's context (the spec's timeout) bounds the handshake, as
+	// every other step; the transport's 10s default would cut a longer
+	// timeout short.
+	tr.TLSHandshakeTimeout = 0
 	tr.MaxResponseHeaderBytes = 64 << 10
 	c.client = &http.Client{Transport: tr, CheckRedirect: checkRedirect}
 	return c
@@ -154,6 +163,10 @@ func (c *Checker) do(ctx context.Context, s Spec) (status int, problem string) {
 	}
 	req, err := http.NewRequestWithContext(cctx, method, s.URL, nil)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) { // its text holds the URL, credentials and all
+			return 0, "bad request: invalid URL " + strconv.Quote(RedactURL(s.URL))
+		}
 		return 0, "bad request: " + err.Error()
 	}
 	req.Header.Set("User-Agent", c.userAgent)
@@ -253,16 +266,23 @@ func describe(cctx, parent context.Context, err error, timeout time.Duration) st
 	return shorten(err.Error(), 200)
 }
 
-// shorten cuts s to at most n bytes, on a rune boundary, marking the cut.
+// shorten cuts s to at most n bytes, the mark of the cut ("…", 3 bytes)
+// included, on a rune boundary. With n under 3 there is no room for the
+// mark: s is cut to n bytes without it.
 func shorten(s string, n int) string {
+	const mark = "…"
 	if len(s) <= n {
 		return s
 	}
-	cut := n
+	n = max(n, 0)
+	cut, tail := n-len(mark), mark
+	if cut < 0 {
+		cut, tail = n, ""
+	}
 	for cut > 0 && !utf8.RuneStart(s[cut]) {
 		cut--
 	}
-	return s[:cut] + "…"
+	return s[:cut] + tail
 }
 
 // Once checks every spec once, concurrently, and returns the results in

@@ -55,7 +55,7 @@ func validated(t *testing.T, s probe.Spec) probe.Spec {
 	if s.Service == "" {
 		s.Service = "pcp"
 	}
-	v, err := s.Validate(time.Second, 2*time.Second)
+	v, err := s.Validate(time.Minute, 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -309,5 +309,14 @@ func TestOnce(t *testing.T) {
 	}
 	if hits.Load() != 3 {
 		t.Errorf("%d requests, want 3", hits.Load())
+	}
+}
+
+func TestCheckDoesNotShowCredentials(t *testing.T) {
+	// Not validated: Validate would refuse the URL.
+	s := probe.Spec{Service: "pcp", URL: "https://user:secret@anac .example/%zz?token=secret", Timeout: time.Second}
+	got := probe.NewChecker("").Check(context.Background(), s, time.Now())
+	if got.OK || !strings.HasPrefix(got.Problem, "bad request") || strings.Contains(got.Problem, "secret") {
+		t.Fatalf("Check = ok %v, problem %q; want a bad request that does not show the secret", got.OK, got.Problem)
 	}
 }

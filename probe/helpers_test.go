@@ -263,7 +263,7 @@ type running struct {
 }
 
 // start creates a runner on its own connection and runs it until the test
-// ends (or stop).
+// ends (or stop). Its specs may probe faster than probe.MinInterval.
 func (b *bus) start(t *testing.T, o probe.Options) *running {
 	t.Helper()
 	nc := b.connect(t)
@@ -272,6 +272,7 @@ func (b *bus) start(t *testing.T, o probe.Options) *running {
 		t.Fatal(err)
 	}
 	o.Logger = logger(t)
+	o = probe.Fast(o) // probe every 50ms
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
 	r, err := probe.NewRunner(ctx, js, o)

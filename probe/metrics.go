@@ -70,3 +70,14 @@ func (m *metrics) observe(r Result) {
 	m.duration.WithLabelValues(r.Service).Observe(r.Latency.Seconds())
 	m.checks.WithLabelValues(r.Service, outcome).Inc()
 }
+
+// forget deletes the promemoria_probe_up series of the specs' services, when this
+// replica stops probing them (lease lost, or stopped): a standby exports
+// no last-known up or down that nobody updates. The counter and the
+// histogram stay: they count this replica's checks, true even on standby,
+// and deleting them would fake a counter reset.
+func (m *metrics) forget(specs []Spec) {
+	for _, s := range specs {
+		m.up.DeleteLabelValues(s.Service)
+	}
+}

@@ -1,14 +1,12 @@
 package probe
 
 import (
-	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 	"sync"
 	"time"
 
@@ -18,6 +16,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/promemoria/promemoria/events"
+	"github.com/promemoria/promemoria/gap"
+	"github.com/promemoria/promemoria/outage"
 )
 
 // The probe's key-value buckets and the stream it publishes to.
@@ -29,7 +29,8 @@ const (
 	// the lease's.
 	BucketLease = "promemoria_probe_lease"
 	// StreamEvents is the input stream, provisioned by the worker; the
-	// probe only publishes to it.
+	// probe only publishes to it. It is worker.StreamEvents, repeated so
+	// that probe does not import worker (a test checks they agree).
 	StreamEvents = "PROMEMORIA_EVENTS"
 	// DefaultSource is the CloudEvents source of the probe's events.
 	DefaultSource = "promemoria-probe"
@@ -37,6 +38,12 @@ const (
 	MinLeaseTTL = 500 * time.Millisecond
 
 	leaseKey = "lease"
+
+	// workerState is the worker's state bucket, worker.BucketState, where
+	// the worker keeps each service's state at "svc."+gap.Token(service)
+	// as an outage.Service (a test checks it by writing there). The probe
+	// only reads it.
+	workerState = "promemoria_state"
 )
 
 // Options configure a Runner.
@@ -54,8 +61,8 @@ type Options struct {
 	// Name names this replica, for the lease and logs (default the host
 	// name).
 	Name string
-	// LeaseTTL is how long the lease lasts unless renewed; default the
-	// shortest probe interval, at least 2s.
+	// LeaseTTL is how long the lease lasts unless renewed; default 3/4 of
+	// the shortest probe interval, at least MinLeaseTTL.
 	LeaseTTL time.Duration
 	// Replicas is the replication of the probe's buckets (default 1).
 	Replicas int
@@ -66,6 +73,10 @@ type Options struct {
 	Logger zerolog.Logger
 	// Registerer is where the metrics go (nil: not registered).
 	Registerer prometheus.Registerer
+
+	// fast lifts the rules of the schedule (Spec.validate): set only by
+	// the tests, through export_test.go.
+	fast bool
 }
 
 // setDefaults validates o and fills in its defaults.
@@ -77,7 +88,7 @@ func (o *Options) setDefaults() error {
 	seen := map[string]bool{}
 	minInterval := time.Duration(0)
 	for i, s := range o.Specs {
-		v, err := s.Validate(DefaultInterval, DefaultTimeout)
+		v, err := s.validate(DefaultInterval, DefaultTimeout, !o.fast)
 		if err != nil {
 			return err
 		}
@@ -120,9 +131,9 @@ func (o *Options) setDefaults() error {
 	}
 	switch {
 	case o.LeaseTTL == 0:
-		o.LeaseTTL = max(minInterval, 2*time.Second)
+		o.LeaseTTL = max(minInterval*3/4, MinLeaseTTL)
 	case o.LeaseTTL < MinLeaseTTL:
-		return fmt.Errorf("probe: lease TTL %s: write at least %s (default: the shortest probe interval, at least 2s)", o.LeaseTTL, MinLeaseTTL)
+		return fmt.Errorf("probe: lease TTL %s: write at least %s (default: 3/4 of the shortest probe interval, at least %s)", o.LeaseTTL, MinLeaseTTL, MinLeaseTTL)
 	}
 	switch {
 	case o.Replicas < 0:
@@ -151,30 +162,47 @@ func (o *Options) setDefaults() error {
 // replica that takes the lease over, loads that state into its Tracker and
 // republishes a transition left unpublished, so a restart neither repeats
 // nor loses a transition. Writes to BucketState are compare-and-set on the
-// revision the runner last saw.
+// revision the runner last saw. A service BucketState has no record of
+// starts from the worker's view of it (its outage.Service in the worker's
+// state bucket, "promemoria_state", key "svc."+gap.Token(service)), and
+// from up if the worker has none either.
+//
+// The probe's state is its own: a portal.down or portal.up that another
+// source (an operator, by hand) publishes for a probed service does not
+// change it. The worker's state and the probe's can then disagree until
+// the probe's next transition of that service: after a manual portal.up of
+// a service the probe sees down, the probe publishes no portal.down until
+// it has seen the service come back (and published that portal.up); after
+// a manual portal.down of a service it sees up, it publishes no portal.up
+// until it has seen the service fail (and published that portal.down).
 //
 // One replica probes at a time: a lease key in BucketLease (bucket TTL =
-// LeaseTTL) created with Create (fails if held) and renewed with Update
-// every LeaseTTL/3; a replica that loses the lease, or cannot renew it for
-// two thirds of LeaseTTL, stops probing and publishing; the others retry
-// Create every LeaseTTL/3, so a dead holder is replaced within about one
-// LeaseTTL after its lease expires.
+// LeaseTTL, by default 3/4 of the shortest interval) created with Create
+// (fails if held) and renewed with Update every LeaseTTL/3. The lease is
+// valid for two thirds of LeaseTTL after the renewal was sent, a third
+// before the server can expire it; every write to BucketState and every
+// publish is bounded by that validity (a context deadline), so a holder
+// that cannot renew does not wait on a write past it. A replica that loses
+// the lease, or cannot renew it before its validity ends, stops publishing
+// at once, and probing at the next renewal; the others retry Create every
+// LeaseTTL/3, so a dead holder is replaced within about one LeaseTTL after
+// its lease expires.
 type Runner struct {
-	o                   Options
-	js                  jetstream.JetStream
-	stateKV, leaseKV    jetstream.KeyValue
-	m                   *metrics
-	log                 zerolog.Logger
-	token               []byte
-	urls                map[string]string // service -> URL, for logs
-	minInterval, period time.Duration
+	o                Options
+	js               jetstream.JetStream
+	stateKV, leaseKV jetstream.KeyValue
+	m                *metrics
+	log              zerolog.Logger
+	token            []byte
+	urls             map[string]string // service -> RedactURL(URL), for logs
+	period           time.Duration     // of the lease's renewal
 
 	mu         sync.Mutex
 	leaseRev   uint64
 	validUntil time.Time
 
 	wmu    sync.Mutex
-	warned map[string]string
+	warned map[string]string // warn's key -> the error last logged
 }
 
 // NewRunner validates o, applies its defaults and provisions the probe's two
@@ -196,9 +224,8 @@ func NewRunner(ctx context.Context, js jetstream.JetStream, o Options) (*Runner,
 		urls:   map[string]string{},
 	}
 	for _, s := range o.Specs {
-		r.urls[s.Service] = s.URL
+		r.urls[s.Service] = RedactURL(s.URL)
 	}
-	r.minInterval = slices.MinFunc(o.Specs, func(a, b Spec) int { return cmp.Compare(a.Interval, b.Interval) }).Interval
 	r.stateKV, err = ensureBucket(ctx, js, jetstream.KeyValueConfig{
 		Bucket:      BucketState,
 		Description: "promemoria probe: last published state of each ANAC service",
@@ -305,15 +332,25 @@ func (r *Runner) tend(ctx context.Context) {
 	sent := time.Now()
 	if rev == 0 {
 		newRev, err := r.leaseKV.Create(actx, leaseKey, r.token)
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			// A Create of ours may have been stored although its ack was
+			// lost: the lease is ours if it holds our token. Adopt its
+			// revision by renewing it, which also restarts its TTL, as
+			// the time it was stored is not known.
+			if e, gerr := r.leaseKV.Get(actx, leaseKey); gerr == nil && string(e.Value()) == string(r.token) {
+				sent = time.Now()
+				newRev, err = r.leaseKV.Update(actx, leaseKey, r.token, e.Revision())
+			}
+		}
 		switch {
 		case err == nil:
 			r.setLease(newRev, sent)
 			r.log.Info().Dur("lease_ttl", r.o.LeaseTTL).Msg("probe lease acquired: probing")
-			r.clearWarn("lease")
-		case errors.Is(err, jetstream.ErrKeyExists):
-			r.clearWarn("lease")
+			r.clearWarn("lease", "")
+		case errors.Is(err, jetstream.ErrKeyExists), errors.Is(err, jetstream.ErrKeyRevisionMismatch):
+			r.clearWarn("lease", "")
 		case ctx.Err() == nil:
-			r.warn("lease", err, "cannot acquire the probe lease, retrying")
+			r.warn("lease", "", err, "cannot acquire the probe lease, retrying")
 		}
 		return
 	}
@@ -328,7 +365,7 @@ func (r *Runner) tend(ctx context.Context) {
 	switch {
 	case err == nil:
 		r.setLease(newRev, sent)
-		r.clearWarn("lease")
+		r.clearWarn("lease", "")
 	case ctx.Err() != nil:
 	case errors.Is(err, jetstream.ErrKeyRevisionMismatch), errors.Is(err, jetstream.ErrKeyNotFound),
 		errors.Is(err, nats.ErrConnectionClosed):
@@ -338,7 +375,7 @@ func (r *Runner) tend(ctx context.Context) {
 		r.setLease(0, time.Time{})
 		r.log.Warn().Err(err).Msg("probe lease not renewed in time: probing stops")
 	default:
-		r.warn("lease", err, "cannot renew the probe lease, retrying")
+		r.warn("lease", "", err, "cannot renew the probe lease, retrying")
 	}
 }
 
@@ -371,22 +408,31 @@ func (r *Runner) release() {
 	r.log.Info().Msg("probe lease released")
 }
 
-// warn logs err once per streak of the same error for key.
-func (r *Runner) warn(key string, err error, msg string) {
+// warn logs err once per streak of the same error for what (and service,
+// if not empty: each service has streaks of its own), at debug level for
+// the rest of the streak. A warning about a service names it and its URL
+// (redacted).
+func (r *Runner) warn(what, service string, err error, msg string) {
+	key := what + "\x00" + service
 	r.wmu.Lock()
-	defer r.wmu.Unlock()
-	if r.warned[key] == err.Error() {
-		r.log.Debug().Err(err).Msg(msg)
-		return
-	}
+	repeated := r.warned[key] == err.Error()
 	r.warned[key] = err.Error()
-	r.log.Warn().Err(err).Msg(msg)
+	r.wmu.Unlock()
+	ev := r.log.Warn()
+	if repeated {
+		ev = r.log.Debug()
+	}
+	if service != "" {
+		ev = ev.Str("service", service).Str("url", r.urls[service])
+	}
+	ev.Err(err).Msg(msg)
 }
 
-func (r *Runner) clearWarn(key string) {
+// clearWarn ends the streak of what (and service) that warn logs.
+func (r *Runner) clearWarn(what, service string) {
 	r.wmu.Lock()
 	defer r.wmu.Unlock()
-	delete(r.warned, key)
+	delete(r.warned, what+"\x00"+service)
 }
 
 // session is one term of probing, while the lease is held.
@@ -417,6 +463,9 @@ func (r *Runner) startSession(ctx context.Context) *session {
 	s := &session{cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
+		// Once probe returns no check is under way: a standby exports no
+		// stale promemoria_probe_up.
+		defer r.m.forget(r.o.Specs)
 		if err := r.probe(sctx); err != nil && sctx.Err() == nil {
 			r.log.Warn().Err(err).Msg("probing restarts from the stored state")
 		}
@@ -473,10 +522,11 @@ func (ob *outbox) add(p pending) {
 	}
 }
 
-// run flushes the queue when woken up, and retries every period, until ctx
-// ends (nil) or flush finds BucketState changed by someone else (errStale).
-func (ob *outbox) run(ctx context.Context, period time.Duration) error {
-	retry := time.NewTicker(period)
+// run flushes the queue when woken up, and every retry (a failed write is
+// retried that soon), until ctx ends (nil) or flush finds BucketState
+// changed by someone else (errStale).
+func (ob *outbox) run(ctx context.Context, retryEvery time.Duration) error {
+	retry := time.NewTicker(retryEvery)
 	defer retry.Stop()
 	for {
 		if err := ob.flush(ctx); err != nil {
@@ -506,7 +556,9 @@ func (r *Runner) probe(ctx context.Context) error {
 	var wg sync.WaitGroup
 	var stale error
 	wg.Go(func() {
-		if stale = ob.run(ctx, max(r.minInterval, r.period)); stale != nil {
+		// Retry a failed record or publish soon, not a whole interval
+		// later: the transition is late already.
+		if stale = ob.run(ctx, min(r.period, 2*time.Second)); stale != nil {
 			cancel()
 		}
 	})
@@ -524,7 +576,7 @@ func (r *Runner) probe(ctx context.Context) error {
 			if !ok {
 				continue
 			}
-			r.log.Info().Str("service", tr.Service).Str("url", res.URL).Bool("up", tr.Up).
+			r.log.Info().Str("service", tr.Service).Str("url", r.urls[tr.Service]).Bool("up", tr.Up).
 				Time("at", tr.At).Str("notice", tr.Notice).Msg("service state changed")
 			ob.add(pending{rec: record{Service: tr.Service, Up: tr.Up, At: tr.At, Notice: tr.Notice, ID: EventID(tr)}})
 		}
@@ -533,17 +585,20 @@ func (r *Runner) probe(ctx context.Context) error {
 
 // load reads the stored state of every probed service, retrying until it
 // succeeds or ctx ends. Transitions stored but not marked published are
-// queued for publishing again.
+// queued for publishing again. A service without stored state starts from
+// the worker's view of it (workerView).
 func (r *Runner) load(ctx context.Context) (*outbox, map[string]bool, error) {
 	for {
 		ob := &outbox{r: r, revs: map[string]uint64{}, wake: make(chan struct{}, 1)}
 		published := map[string]bool{}
 		err := func() error {
+			var unknown []Spec
 			for _, s := range r.o.Specs {
 				gctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 				e, err := r.stateKV.Get(gctx, s.Service)
 				cancel()
 				if errors.Is(err, jetstream.ErrKeyNotFound) {
+					unknown = append(unknown, s)
 					continue
 				}
 				if err != nil {
@@ -551,7 +606,7 @@ func (r *Runner) load(ctx context.Context) (*outbox, map[string]bool, error) {
 				}
 				var rec record
 				if err := json.Unmarshal(e.Value(), &rec); err != nil {
-					r.log.Error().Err(err).Str("service", s.Service).Str("url", s.URL).Msg("stored probe state unreadable: starting from up")
+					r.log.Error().Err(err).Str("service", s.Service).Str("url", r.urls[s.Service]).Msg("stored probe state unreadable: starting from up")
 				} else {
 					rec.Service = s.Service
 					published[s.Service] = rec.Up
@@ -561,22 +616,63 @@ func (r *Runner) load(ctx context.Context) (*outbox, map[string]bool, error) {
 				}
 				ob.revs[s.Service] = e.Revision()
 			}
-			return nil
+			return r.workerView(ctx, unknown, published)
 		}()
 		if err == nil {
-			r.clearWarn("load")
+			r.clearWarn("load", "")
 			return ob, published, nil
 		}
 		if ctx.Err() != nil {
 			return nil, nil, ctx.Err()
 		}
-		r.warn("load", err, "cannot load the probe state, retrying")
+		r.warn("load", "", err, "cannot load the probe state, retrying")
 		select {
 		case <-ctx.Done():
 			return nil, nil, ctx.Err()
 		case <-time.After(r.period):
 		}
 	}
+}
+
+// workerView sets published[service] for each spec from the worker's state
+// of its service (key "svc."+gap.Token(service) of the worker's state
+// bucket, an outage.Service), where the worker has one: the probe then
+// starts from what the worker believes, down included. A service the
+// worker has no state of (no bucket, no key) is left out: up. An
+// unreadable state is logged and left out too.
+func (r *Runner) workerView(ctx context.Context, specs []Spec, published map[string]bool) error {
+	if len(specs) == 0 {
+		return nil
+	}
+	gctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	kv, err := r.js.KeyValue(gctx, workerState)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("open the worker's state %s: %w", workerState, err)
+	}
+	for _, s := range specs {
+		key := "svc." + gap.Token(s.Service)
+		e, err := kv.Get(gctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read the worker's state of %s (%s %s): %w", s.Service, workerState, key, err)
+		}
+		var svc outage.Service
+		if err := json.Unmarshal(e.Value(), &svc); err != nil {
+			r.log.Error().Err(err).Str("service", s.Service).Str("url", r.urls[s.Service]).Str("key", key).
+				Msg("the worker's state of the service is unreadable: starting from up")
+			continue
+		}
+		published[s.Service] = svc.Up()
+		r.log.Info().Str("service", s.Service).Str("url", r.urls[s.Service]).Bool("up", svc.Up()).
+			Msg("no probe state of the service: starting from the worker's")
+	}
+	return nil
 }
 
 // loop checks s now and then every s.Interval, sending the results to out.
@@ -589,7 +685,7 @@ func (r *Runner) loop(ctx context.Context, s Spec, out chan<- Result) {
 			return
 		}
 		r.m.observe(res)
-		r.log.Debug().Str("service", s.Service).Str("url", s.URL).Bool("ok", res.OK).Int("status", res.Status).
+		r.log.Debug().Str("service", s.Service).Str("url", r.urls[s.Service]).Bool("ok", res.OK).Int("status", res.Status).
 			Dur("latency", res.Latency).Str("problem", res.Problem).Msg("checked")
 		select {
 		case out <- res:
@@ -604,10 +700,37 @@ func (r *Runner) loop(ctx context.Context, s Spec, out chan<- Result) {
 	}
 }
 
+// errNoLease means a write was not attempted: the lease is not held, or
+// its validity is over.
+var errNoLease = errors.New("probe lease not held")
+
+// fenced returns ctx bounded by limit and by the lease's validity, for a
+// write while the lease is held: a request that has not completed when the
+// validity ends is abandoned, so that nothing a replica started while it
+// held the lease is still pending once another may hold it. The validity
+// ends a third of LeaseTTL before the server can expire the lease, so a
+// request sent before it reaches the server before another replica can
+// take over. It returns errNoLease if the lease is not valid now.
+func (r *Runner) fenced(ctx context.Context, limit time.Duration) (context.Context, context.CancelFunc, error) {
+	r.mu.Lock()
+	rev, validUntil := r.leaseRev, r.validUntil
+	r.mu.Unlock()
+	now := time.Now()
+	if rev == 0 || !now.Before(validUntil) {
+		return nil, nil, errNoLease
+	}
+	if end := now.Add(limit); end.Before(validUntil) {
+		validUntil = end
+	}
+	fctx, cancel := context.WithDeadline(ctx, validUntil)
+	return fctx, cancel, nil
+}
+
 // flush moves the queued transitions out, in order: store the state, publish
 // the event, mark the state published. It stops at the first step that
 // fails, to retry it later, and returns errStale if BucketState changed
-// under it. Nothing is written while the lease is not valid.
+// under it. Nothing is written while the lease is not valid, and no write
+// outlasts its validity (fenced).
 func (ob *outbox) flush(ctx context.Context) error {
 	r := ob.r
 	for {
@@ -627,20 +750,25 @@ func (ob *outbox) flush(ctx context.Context) error {
 			rec := p.rec
 			rec.Published = p.stage == stageMark
 			if err := ob.put(ctx, svc, rec); err != nil {
-				if errors.Is(err, errStale) {
+				switch {
+				case errors.Is(err, errStale):
 					return err
+				case errors.Is(err, errNoLease), ctx.Err() != nil:
+				default:
+					r.warn("state", svc, err, "cannot record the probe state, retrying")
 				}
-				r.warn("state", err, "cannot record the probe state, retrying")
 				return nil
 			}
-			r.clearWarn("state")
+			r.clearWarn("state", svc)
 		case stagePublish:
 			ack, err := r.publish(ctx, p.rec)
 			if err != nil {
-				r.warn("publish", err, "cannot publish the transition, retrying")
+				if !errors.Is(err, errNoLease) && ctx.Err() == nil {
+					r.warn("publish", svc, err, "cannot publish the transition, retrying")
+				}
 				return nil
 			}
-			r.clearWarn("publish")
+			r.clearWarn("publish", svc)
 			r.log.Info().Str("service", svc).Str("url", r.urls[svc]).Str("id", p.rec.ID).Bool("up", p.rec.Up).
 				Str("notice", p.rec.Notice).Uint64("stream_sequence", ack.Sequence).Bool("duplicate", ack.Duplicate).
 				Msg("transition published")
@@ -657,13 +785,16 @@ func (ob *outbox) flush(ctx context.Context) error {
 }
 
 // put writes rec as the state of svc, compare-and-set on the last revision
-// seen.
+// seen, within the lease's validity.
 func (ob *outbox) put(ctx context.Context, svc string, rec record) error {
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return fmt.Errorf("encode state of %s: %w", svc, err)
 	}
-	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	pctx, cancel, err := ob.r.fenced(ctx, 5*time.Second)
+	if err != nil {
+		return err
+	}
 	defer cancel()
 	var rev uint64
 	if last := ob.revs[svc]; last == 0 {
@@ -681,14 +812,18 @@ func (ob *outbox) put(ctx context.Context, svc string, rec record) error {
 	return nil
 }
 
-// publish sends the event of rec to the input stream and waits for the ack.
+// publish sends the event of rec to the input stream and waits for the
+// ack, within the lease's validity.
 func (r *Runner) publish(ctx context.Context, rec record) (*jetstream.PubAck, error) {
 	tr := Transition{Service: rec.Service, Up: rec.Up, At: rec.At, Notice: rec.Notice}
 	msg, err := Message(r.o.Subjects, r.o.Source, tr)
 	if err != nil {
 		return nil, err
 	}
-	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	pctx, cancel, err := r.fenced(ctx, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
 	defer cancel()
 	ack, err := r.js.PublishMsg(pctx, msg, jetstream.WithExpectStream(StreamEvents))
 	if err != nil {

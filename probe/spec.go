@@ -35,6 +35,10 @@ const DefaultExpectStatus = "200-399"
 // MaxExpectBody is the longest expect_body accepted, in bytes.
 const MaxExpectBody = 1024
 
+// MinInterval is the shortest interval between two checks of a service
+// that Validate accepts: a probe checks a service at most once a second.
+const MinInterval = time.Second
+
 // serviceRe is the contract's rule for a service name (events/README.md).
 var serviceRe = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
 
@@ -98,9 +102,16 @@ type Spec struct {
 	// ExpectBody, if set, is a substring the body must contain (GET only).
 	ExpectBody string `json:"expect_body,omitempty" yaml:"expect_body,omitempty"`
 	// Interval is the time between two checks; 0 means the global default.
-	Interval time.Duration `json:"interval,omitempty" yaml:"interval,omitempty"`
-	// Timeout bounds one check; 0 means the global default.
-	Timeout time.Duration `json:"timeout,omitempty" yaml:"timeout,omitempty"`
+	// At least MinInterval.
+	//
+	// Interval and Timeout are for Go callers and carry no json or yaml
+	// tags: the configuration reads durations as text ("30s"), which
+	// encoding/json does not do for a time.Duration (it writes
+	// nanoseconds).
+	Interval time.Duration
+	// Timeout bounds one check; 0 means the global default. At most the
+	// interval.
+	Timeout time.Duration
 }
 
 // Validate checks the spec and returns it with defaults applied: method GET,
@@ -108,26 +119,42 @@ type Spec struct {
 // spec sets none (DefaultInterval and DefaultTimeout if those are not
 // positive either). The method is upper-cased and the status range written
 // in its canonical form. Errors name the probe and the field, and say what
-// to write.
+// to write; they never show the URL's credentials or query (RedactURL).
+//
+// The interval, whether the spec's or the default, must be at least
+// MinInterval, and a timeout the spec sets must not exceed the interval; a
+// default timeout longer than the interval is cut to the interval.
 func (s Spec) Validate(defaultInterval, defaultTimeout time.Duration) (Spec, error) {
+	return s.validate(defaultInterval, defaultTimeout, true)
+}
+
+// validate is Validate; with schedule false it skips the rules of the
+// schedule (MinInterval, timeout at most the interval). Only the Runner's
+// tests skip them, to probe every few milliseconds, through Options.fast
+// (set by export_test.go, so it exists in test binaries only): a program
+// cannot.
+func (s Spec) validate(defaultInterval, defaultTimeout time.Duration, schedule bool) (Spec, error) {
 	if !serviceRe.MatchString(s.Service) {
 		return Spec{}, fmt.Errorf("probe: service %q: write the service name as in portal.down events: a lower-case letter, then up to 31 lower-case letters, digits, _ or - (such as smartcig or pcp)", s.Service)
 	}
 	fail := func(field, format string, args ...any) (Spec, error) {
 		return Spec{}, fmt.Errorf("probe %s: %s: %s", s.Service, field, fmt.Sprintf(format, args...))
 	}
+	// The URL is only ever shown redacted: without user:password@ and
+	// without the query, which may carry a token.
+	shown := RedactURL(s.URL)
 	u, err := url.Parse(s.URL)
 	switch {
+	case err == nil && u.User != nil:
+		return fail("url", "%q carries credentials: write the URL without user:password@ (they would show in logs)", shown)
 	case strings.TrimSpace(s.URL) == "":
 		return fail("url", "required: write an absolute http or https URL, such as https://www.anticorruzione.it/")
 	case err != nil:
-		return fail("url", "%q is not a URL: write an absolute http or https URL, such as https://www.anticorruzione.it/", s.URL)
+		return fail("url", "%q is not a URL: write an absolute http or https URL, such as https://www.anticorruzione.it/", shown)
 	case !strings.EqualFold(u.Scheme, "http") && !strings.EqualFold(u.Scheme, "https"):
-		return fail("url", "%q: write an absolute URL that starts with http:// or https://", s.URL)
+		return fail("url", "%q: write an absolute URL that starts with http:// or https://", shown)
 	case u.Host == "" || u.Hostname() == "":
-		return fail("url", "%q has no host: write an absolute URL such as https://www.anticorruzione.it/", s.URL)
-	case u.User != nil:
-		return fail("url", "%q carries credentials: write the URL without user:password@ (they would show in logs)", u.Redacted())
+		return fail("url", "%q has no host: write an absolute URL such as https://www.anticorruzione.it/", shown)
 	}
 	switch m := strings.ToUpper(strings.TrimSpace(s.Method)); m {
 	case "":
@@ -163,13 +190,46 @@ func (s Spec) Validate(defaultInterval, defaultTimeout time.Duration) (Spec, err
 	case s.Interval == 0:
 		s.Interval = defaultInterval
 	}
+	if schedule && s.Interval < MinInterval {
+		return Spec{}, fmt.Errorf("probe %s: interval %s: probe at most once a second, write %s or more", s.Service, s.Interval, MinInterval)
+	}
 	switch {
 	case s.Timeout < 0:
 		return fail("timeout", "%s is negative: write a positive duration such as 5s, or leave it out for the default", s.Timeout)
+	case s.Timeout == 0 && schedule:
+		s.Timeout = min(defaultTimeout, s.Interval)
 	case s.Timeout == 0:
 		s.Timeout = defaultTimeout
+	case schedule && s.Timeout > s.Interval:
+		return Spec{}, fmt.Errorf("probe %s: timeout %s is longer than the interval %s: a check must end before the next one, write at most %s", s.Service, s.Timeout, s.Interval, s.Interval)
 	}
 	return s, nil
+}
+
+// RedactURL returns raw as it may be shown in logs, errors and output:
+// without user:password@ and without the query and fragment, which may
+// carry a token. A string that does not parse as a URL is cut after its
+// last @ (if any) and before its first ? or #, so that nothing of a
+// user:password@ survives.
+func RedactURL(raw string) string {
+	if u, err := url.Parse(raw); err == nil && u.Opaque == "" {
+		u.User = nil
+		u.RawQuery, u.ForceQuery = "", false
+		u.Fragment, u.RawFragment = "", ""
+		return u.String()
+	}
+	s := raw
+	if i := strings.LastIndex(s, "@"); i >= 0 {
+		scheme := ""
+		if j := strings.Index(s[:i], "://"); j >= 0 && !strings.ContainsAny(s[:j], "/?#@") {
+			scheme = s[:j+3]
+		}
+		s = scheme + s[i+1:]
+	}
+	if i := strings.IndexAny(s, "?#"); i >= 0 {
+		s = s[:i]
+	}
+	return s
 }
 
 // statusRange returns the parsed ExpectStatus of a validated spec.

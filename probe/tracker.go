@@ -131,5 +131,9 @@ func notice(up bool, seen []seenCount) string {
 			b.WriteString(" checks")
 		}
 	}
-	return shorten(b.String(), 4096)
+	return shorten(b.String(), maxNotice)
 }
+
+// maxNotice is the longest notice the contract accepts, in bytes
+// (events/validate.go).
+const maxNotice = 4096

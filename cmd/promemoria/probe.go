@@ -39,8 +39,10 @@ func runProbe(args []string, getenv func(string) string, stdout, stderr io.Write
 	rest := make([]string, 0, len(args))
 	for _, a := range args {
 		switch a {
-		case "--once", "-once":
+		case "--once", "-once", "--once=true", "-once=true":
 			once = true
+		case "--once=false", "-once=false":
+			once = false
 		case "--help", "-help", "-h", "help":
 			fmt.Fprint(stdout, probeUsage)
 			return 0
@@ -88,7 +90,7 @@ func writeProbeTable(w io.Writer, results []probe.Result) {
 		if !r.OK {
 			verdict = "DOWN: " + r.Problem
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Service, r.URL, status, r.Latency.Round(time.Millisecond), verdict)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Service, probe.RedactURL(r.URL), status, r.Latency.Round(time.Millisecond), verdict)
 	}
 	_ = tw.Flush()
 }
