@@ -2,6 +2,7 @@ package worker_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -486,4 +487,60 @@ func TestCIGsAsTyped(t *testing.T) {
 	if got := rw.w.Metrics().Snapshot().CIGUnverified; got != 1 {
 		t.Errorf("unverified CIGs counted %d, want 1", got)
 	}
+}
+
+// TestRecordsOfAnEarlierVersion checks the upgrade path: a contribution gap
+// stored by a version that did not record the lot's CIG is brought in line
+// with its tender when a restoration reaches it, and is reminded with the
+// CIG instead of waiting for one for ever.
+func TestRecordsOfAnEarlierVersion(t *testing.T) {
+	b := newBus(t)
+	rw := b.startWorker(testOptions(t))
+	now := time.Now()
+	b.publish(events.TypePortalDown, "down", now.Add(-time.Hour), events.PortalChange{Services: []string{"payments"}})
+	b.publish(events.TypeTenderPublished, "pub", now, events.TenderPublished{
+		TenderID: "T-OLD-REC", Title: "Lavori", Authority: authority, RUP: rupA, PublishedAt: now.Add(-time.Hour),
+		OfferDeadline: now.Add(30 * 24 * time.Hour), Lots: []events.Lot{{LotID: "1", CIG: "918052266A", BaseAmountCents: 450_000_00}},
+	})
+	b.publish(events.TypeAdmittedWithReserve, "adm", now, events.AdmittedWithReserve{TenderID: "T-OLD-REC", LotID: "1", Operator: opX})
+	waitAcked(t, rw, 3)
+
+	// Rewrite the gap as the earlier version stored it: no cig, no amount
+	// fields.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	kv := rw.w.State()
+	keys, err := kv.ListKeysFiltered(ctx, "gap.payments.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var key string
+	for k := range keys.Keys() {
+		key = k
+	}
+	e, err := kv.Get(ctx, key)
+	if err != nil {
+		t.Fatalf("get %q: %v", key, err)
+	}
+	var rec map[string]any
+	if err := json.Unmarshal(e.Value(), &rec); err != nil {
+		t.Fatal(err)
+	}
+	if rec["cig"] != "918052266A" {
+		t.Fatalf("the stored gap has cig %v, want the lot's", rec["cig"])
+	}
+	for _, f := range []string{"cig", "contribution_known", "contribution_table", "authority", "published_at"} {
+		delete(rec, f)
+	}
+	old, _ := json.Marshal(rec)
+	if _, err := kv.Update(ctx, key, old, e.Revision()); err != nil {
+		t.Fatal(err)
+	}
+
+	b.publish(events.TypePortalUp, "up", time.Now(), events.PortalChange{Services: []string{"payments"}})
+	r := only(t, b, "the reminder of the old record", events.TypeReminderContribution, "T-OLD-REC", "1", opX.FiscalCode).Reminder
+	if r.CIG != "918052266A" || r.ContributionCents != 3300 {
+		t.Errorf("reminder of the old record: cig %q contribution_cents %d, want 918052266A and 3300", r.CIG, r.ContributionCents)
+	}
+	mustContain(t, "the reminder of the old record", r.Message.IT, "918052266A", "Comune di Esempio")
 }
