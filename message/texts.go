@@ -28,7 +28,16 @@ type Texts struct {
 	templates map[Lang]map[Kind]*template.Template
 	// paths names each template's source, for errors.
 	paths map[Lang]map[Kind]string
+	// builtin holds the embedded template of each kind overridden from a
+	// directory: Render falls back to it when the override fails.
+	builtin map[Lang]map[Kind]*template.Template
 }
+
+// ErrFallback is wrapped by the error Render returns, beside a complete
+// message, when an overriding template failed on the data and the
+// embedded one wrote the text instead: the caller sends the message and
+// reports the error.
+var ErrFallback = errors.New("overriding template failed: the embedded one was used")
 
 // Load parses the embedded templates and, if dir != "", overrides each one
 // found at dir/<lang>/<kind>.tmpl; a .tmpl file there that names no kind
@@ -49,10 +58,12 @@ func Load(dir string, loc *time.Location) (*Texts, error) {
 	t := &Texts{
 		templates: make(map[Lang]map[Kind]*template.Template),
 		paths:     make(map[Lang]map[Kind]string),
+		builtin:   make(map[Lang]map[Kind]*template.Template),
 	}
 	for _, lang := range Langs {
 		t.templates[lang] = make(map[Kind]*template.Template)
 		t.paths[lang] = make(map[Kind]string)
+		t.builtin[lang] = make(map[Kind]*template.Template)
 		funcs := funcMap(lang, loc)
 		for _, kind := range Kinds {
 			src, path, err := source(dir, lang, kind)
@@ -74,6 +85,15 @@ func Load(dir string, loc *time.Location) (*Texts, error) {
 			}
 			t.templates[lang][kind] = tmpl
 			t.paths[lang][kind] = path
+			if !strings.HasSuffix(path, "(embedded)") {
+				src, _, err := source("", lang, kind)
+				if err != nil {
+					return nil, err
+				}
+				if t.builtin[lang][kind], err = template.New(string(kind) + ".tmpl").Funcs(funcs).Parse(string(src)); err != nil {
+					return nil, fmt.Errorf("template %s (embedded): %w", kind, err)
+				}
+			}
 		}
 	}
 	return t, nil
@@ -148,12 +168,17 @@ func kindList() string {
 // a gap of kind cig, one for reminder.contribution a gap of kind
 // contribution; an Escalation or Resolved has a gap of either kind. Lines
 // lose their trailing spaces, runs of blank lines shrink to one, and the
-// text has no leading or trailing blank lines.
+// text has no leading or trailing blank lines. If an overriding template
+// fails on data that the embedded one renders, Render returns the
+// message together with an error wrapping ErrFallback.
 func (t *Texts) Render(kind Kind, data any) (events.Message, error) {
 	if err := fits(kind, data); err != nil {
 		return events.Message{}, fmt.Errorf("message %s: %w", kind, err)
 	}
-	var m events.Message
+	var (
+		m        events.Message
+		fallback error
+	)
 	for _, lang := range Langs {
 		tmpl, ok := t.templates[lang][kind]
 		if !ok {
@@ -161,7 +186,12 @@ func (t *Texts) Render(kind Kind, data any) (events.Message, error) {
 		}
 		var out bytes.Buffer
 		if err := tmpl.Execute(&out, data); err != nil {
-			return events.Message{}, fmt.Errorf("message %s: template %s: %w", kind, t.paths[lang][kind], err)
+			builtin := t.builtin[lang][kind]
+			out.Reset()
+			if builtin == nil || builtin.Execute(&out, data) != nil {
+				return events.Message{}, fmt.Errorf("message %s: template %s: %w", kind, t.paths[lang][kind], err)
+			}
+			fallback = errors.Join(fallback, fmt.Errorf("message %s: template %s: %w: %w", kind, t.paths[lang][kind], ErrFallback, err))
 		}
 		if lang == EN {
 			m.EN = tidy(out.String())
@@ -169,7 +199,7 @@ func (t *Texts) Render(kind Kind, data any) (events.Message, error) {
 			m.IT = tidy(out.String())
 		}
 	}
-	return m, nil
+	return m, fallback
 }
 
 // fits checks that data is the type kind needs, not a nil pointer, and

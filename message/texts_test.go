@@ -1,6 +1,7 @@
 package message
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -360,4 +361,33 @@ func TestRenderConcurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// TestOverrideFallsBack checks that an override which fails on real data
+// (a branch no sample reaches) gives way to the embedded template, and
+// that Render says so with ErrFallback beside a complete message.
+func TestOverrideFallsBack(t *testing.T) {
+	dir := t.TempDir()
+	writeTemplate(t, dir, IT, KindReminderCIG, "{{if eq .LotID \"rotto\"}}{{.NoSuchField}}{{end}}Lotto {{.LotID}}.\n")
+	texts, err := Load(dir, nil)
+	if err != nil {
+		t.Fatalf("the override's broken branch is not reached by the samples, Load must accept it: %v", err)
+	}
+	base, err := Load("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := sampleData(t, KindReminderCIG, "first").(Reminder)
+	if got, err := texts.Render(KindReminderCIG, data); err != nil || got.IT != "Lotto 1." {
+		t.Fatalf("the override on good data: %q, %v", got.IT, err)
+	}
+	data.LotID = "rotto"
+	got, err := texts.Render(KindReminderCIG, data)
+	if !errors.Is(err, ErrFallback) || !strings.Contains(err.Error(), filepath.Join(dir, "it", "reminder.cig.tmpl")) {
+		t.Fatalf("Render on data the override cannot write: %v, want ErrFallback naming the file", err)
+	}
+	want, _ := base.Render(KindReminderCIG, data)
+	if got != want || got.IT == "" {
+		t.Errorf("fallback text %q, want the embedded one %q", got.IT, want.IT)
+	}
 }

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -14,6 +15,19 @@ import (
 
 // This file turns gaps into the data of the message templates; the words
 // themselves are in package message.
+
+// render writes the message of kind from data. An overriding template
+// that fails on this data gives way to the embedded one: the message goes
+// out, and the failure is logged and counted for the operator to fix.
+func (w *Worker) render(kind message.Kind, data any) (events.Message, error) {
+	m, err := w.opts.Texts.Render(kind, data)
+	if errors.Is(err, message.ErrFallback) {
+		w.metrics.templateFallback()
+		w.log.Error().Err(err).Str("kind", string(kind)).Msg("template failed on this message: the embedded text was sent instead")
+		return m, nil
+	}
+	return m, err
+}
 
 // messageGap returns what the texts say about g.
 func messageGap(g *gap.Gap) message.Gap {
@@ -49,7 +63,7 @@ func (w *Worker) reminderText(g *gap.Gap, svc *outage.Service, seq int) (events.
 		// outage's notice would mislead.
 		r.Notice = svc.Notice()
 	}
-	return w.opts.Texts.Render(kind, r)
+	return w.render(kind, r)
 }
 
 // escalationText writes the escalation about g to the RUP.
@@ -62,7 +76,7 @@ func (w *Worker) escalationText(g *gap.Gap, svc *outage.Service, now time.Time) 
 	if e.ServiceDown {
 		e.Notice = svc.Notice()
 	}
-	return w.opts.Texts.Render(message.KindEscalation, e)
+	return w.render(message.KindEscalation, e)
 }
 
 // resolvedText writes the notice that g is resolved.
@@ -72,12 +86,12 @@ func (w *Worker) resolvedText(g *gap.Gap) (events.Message, error) {
 		r.Resolution = *g.Resolution
 		r.CIGUnverified = unverified(g.Resolution.CIG)
 	}
-	return w.opts.Texts.Render(message.KindResolved, r)
+	return w.render(message.KindResolved, r)
 }
 
 // adviceText writes the art. 25 advice a about tender t.
 func (w *Worker) adviceText(a *advice.Advice, t message.Tender) (events.Message, error) {
-	m, err := w.opts.Texts.Render(message.KindAdvice, message.Advice{
+	m, err := w.render(message.KindAdvice, message.Advice{
 		Tender: t, Deadline: a.Deadline, Proposed: a.Proposed, Overlap: a.Overlap, Outages: a.Outages, LegalBasis: a.LegalBasis,
 	})
 	if err != nil {

@@ -26,6 +26,7 @@ type Metrics struct {
 	unverifiedC  prometheus.Counter
 	advicesC     prometheus.Counter
 	warningsC    prometheus.Counter
+	fallbackC    prometheus.Counter
 
 	redeliveries atomic.Int64
 	duplicates   atomic.Int64
@@ -64,8 +65,9 @@ func newMetrics() *Metrics {
 	m.unverifiedC = prometheus.NewCounter(prometheus.CounterOpts{Name: "promemoria_cig_unverified_total", Help: "CIGs accepted on format alone (V and W families: no published check digit)."})
 	m.advicesC = prometheus.NewCounter(prometheus.CounterOpts{Name: "promemoria_advices_emitted_total", Help: "Art. 25 deadline-extension advices published."})
 	m.warningsC = prometheus.NewCounter(prometheus.CounterOpts{Name: "promemoria_tender_warnings_total", Help: "Tenders published with an unlikely CIG service for their amount or date (logged, not rejected)."})
+	m.fallbackC = prometheus.NewCounter(prometheus.CounterOpts{Name: "promemoria_template_fallbacks_total", Help: "Messages written by the embedded template because an overriding one (templates_dir) failed on their data."})
 	m.Registry.MustRegister(m.consumed, m.deadLetters, m.reminders, m.latency, m.redelivered, m.duplicatesC, m.casConflictC,
-		m.exemptC, m.unverifiedC, m.advicesC, m.warningsC)
+		m.exemptC, m.unverifiedC, m.advicesC, m.warningsC, m.fallbackC)
 	return m
 }
 
@@ -108,10 +110,11 @@ func (m *Metrics) Snapshot() Snapshot {
 	}
 }
 
-func (m *Metrics) conflict()      { m.casConflicts.Add(1); m.casConflictC.Inc() }
-func (m *Metrics) duplicate()     { m.duplicates.Add(1); m.duplicatesC.Inc() }
-func (m *Metrics) redelivery()    { m.redeliveries.Add(1); m.redelivered.Inc() }
-func (m *Metrics) exemptBid()     { m.exempt.Add(1); m.exemptC.Inc() }
-func (m *Metrics) cigUnverified() { m.unverified.Add(1); m.unverifiedC.Inc() }
-func (m *Metrics) advice()        { m.advices.Add(1); m.advicesC.Inc() }
-func (m *Metrics) tenderWarning() { m.warningsC.Inc() }
+func (m *Metrics) conflict()         { m.casConflicts.Add(1); m.casConflictC.Inc() }
+func (m *Metrics) duplicate()        { m.duplicates.Add(1); m.duplicatesC.Inc() }
+func (m *Metrics) redelivery()       { m.redeliveries.Add(1); m.redelivered.Inc() }
+func (m *Metrics) exemptBid()        { m.exempt.Add(1); m.exemptC.Inc() }
+func (m *Metrics) cigUnverified()    { m.unverified.Add(1); m.unverifiedC.Inc() }
+func (m *Metrics) advice()           { m.advices.Add(1); m.advicesC.Inc() }
+func (m *Metrics) tenderWarning()    { m.warningsC.Inc() }
+func (m *Metrics) templateFallback() { m.fallbackC.Inc() }
