@@ -16,18 +16,15 @@ import (
 
 // apply changes state for one valid event and sends what follows from it.
 // Every step is idempotent, so a redelivered event is applied again safely.
-func (w *Worker) apply(ctx context.Context, ev *events.Event) error {
+// first is true the first time the event is seen: what looks wrong in it
+// without being a reason to reject it is logged and counted then only.
+func (w *Worker) apply(ctx context.Context, ev *events.Event, first bool) error {
 	switch p := ev.Payload.(type) {
 	case *events.PortalChange:
 		return w.portalChange(ctx, ev, p)
 	case *events.TenderPublished:
-		if warnings := tender.Warnings(p); len(warnings) > 0 {
-			w.metrics.tenderWarning()
-			w.log.Warn().Str("tender_id", p.TenderID).Str("event_id", ev.ID).Strs("warnings", warnings).
-				Msg("tender published with an unlikely CIG service for its amount or date: applied as given")
-		}
-		for _, l := range p.Lots {
-			w.checkUnverified(p.TenderID, l.LotID, l.CIG)
+		if first {
+			w.warnTender(ev, p)
 		}
 		return w.tenderChange(ctx, ev, p.TenderID, nil, func(t *tender.Tender) {
 			t.Published(ev, p, w.opts.DefaultCIGService, validCIG)
@@ -36,7 +33,9 @@ func (w *Worker) apply(ctx context.Context, ev *events.Event) error {
 		// Decode has already normalised the CIG and checked its check
 		// digits. The lot's CIG gap closes, and its bidders' contribution
 		// gaps can now be reminded: the CIG identifies their payment.
-		w.checkUnverified(p.TenderID, p.LotID, p.CIG)
+		if first {
+			w.checkUnverified(p.TenderID, p.LotID, p.CIG)
+		}
 		return w.tenderChange(ctx, ev, p.TenderID, func(g *gap.Gap) bool {
 			return g.LotID == p.LotID
 		}, func(t *tender.Tender) { t.CIGAssigned(ev, p) })
@@ -110,6 +109,18 @@ func (w *Worker) tenderChange(ctx context.Context, ev *events.Event, tenderID st
 // a bid owes.
 func (w *Worker) tenderServices() tender.Services {
 	return tender.Services{Contribution: w.opts.ContributionService, Owed: w.opts.Contribution.Owed}
+}
+
+// warnTender logs and counts what looks unusual in a tender.published.
+func (w *Worker) warnTender(ev *events.Event, p *events.TenderPublished) {
+	if warnings := tender.Warnings(p); len(warnings) > 0 {
+		w.metrics.tenderWarning()
+		w.log.Warn().Str("tender_id", p.TenderID).Str("event_id", ev.ID).Strs("warnings", warnings).
+			Msg("tender published with an unlikely CIG service for its amount or date: applied as given")
+	}
+	for _, l := range p.Lots {
+		w.checkUnverified(p.TenderID, l.LotID, l.CIG)
+	}
 }
 
 // checkUnverified warns about a CIG accepted on its format alone.

@@ -104,6 +104,7 @@ func (w *Worker) handleEvent(ctx context.Context, msg jetstream.Msg, ev *events.
 	// again is safe, since every step is idempotent.
 	seenKey, digest := seenKeys(ev)
 	_, err := w.res.seen.Create(ctx, seenKey, []byte(digest))
+	first := err == nil
 	switch {
 	case errors.Is(err, jetstream.ErrKeyExists):
 		e, gerr := w.res.seen.Get(ctx, seenKey)
@@ -119,7 +120,7 @@ func (w *Worker) handleEvent(ctx context.Context, msg jetstream.Msg, ev *events.
 	case err != nil:
 		return fmt.Errorf("seen %s: %w", seenKey, err)
 	}
-	return w.apply(ctx, ev)
+	return w.apply(ctx, ev, first)
 }
 
 // seenKeys returns the key that names an event (source+id) and the digest
