@@ -17,6 +17,7 @@ import (
 	"github.com/promemoria/promemoria/events"
 	"github.com/promemoria/promemoria/natsserver"
 	"github.com/promemoria/promemoria/probe"
+	"github.com/promemoria/promemoria/worker"
 )
 
 // deadline bounds every wait: generous, for a busy machine under -race.
@@ -170,7 +171,7 @@ func newBus(t *testing.T) *bus {
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
 	_, err = b.js.CreateStream(ctx, jetstream.StreamConfig{
-		Name:       probe.StreamEvents,
+		Name:       worker.StreamEvents,
 		Subjects:   []string{subjects.Prefix + ".portal.>"},
 		Duplicates: 2 * time.Minute,
 	})
@@ -203,7 +204,7 @@ func (b *bus) events(t *testing.T) []published {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
-	st, err := b.js.Stream(ctx, probe.StreamEvents)
+	st, err := b.js.Stream(ctx, worker.StreamEvents)
 	if err != nil {
 		t.Fatal(err)
 	}

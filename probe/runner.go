@@ -16,11 +16,10 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/promemoria/promemoria/events"
-	"github.com/promemoria/promemoria/gap"
-	"github.com/promemoria/promemoria/outage"
+	"github.com/promemoria/promemoria/worker"
 )
 
-// The probe's key-value buckets and the stream it publishes to.
+// The probe's key-value buckets.
 const (
 	// BucketState holds the last published state of each service, one key
 	// per service.
@@ -28,22 +27,12 @@ const (
 	// BucketLease holds the lease of the replica that probes; its TTL is
 	// the lease's.
 	BucketLease = "promemoria_probe_lease"
-	// StreamEvents is the input stream, provisioned by the worker; the
-	// probe only publishes to it. It is worker.StreamEvents, repeated so
-	// that probe does not import worker (a test checks they agree).
-	StreamEvents = "PROMEMORIA_EVENTS"
 	// DefaultSource is the CloudEvents source of the probe's events.
 	DefaultSource = "promemoria-probe"
 	// MinLeaseTTL is the shortest lease accepted.
 	MinLeaseTTL = 500 * time.Millisecond
 
 	leaseKey = "lease"
-
-	// workerState is the worker's state bucket, worker.BucketState, where
-	// the worker keeps each service's state at "svc."+gap.Token(service)
-	// as an outage.Service (a test checks it by writing there). The probe
-	// only reads it.
-	workerState = "promemoria_state"
 )
 
 // Options configure a Runner.
@@ -163,8 +152,7 @@ func (o *Options) setDefaults() error {
 // republishes a transition left unpublished, so a restart neither repeats
 // nor loses a transition. Writes to BucketState are compare-and-set on the
 // revision the runner last saw. A service BucketState has no record of
-// starts from the worker's view of it (its outage.Service in the worker's
-// state bucket, "promemoria_state", key "svc."+gap.Token(service)), and
+// starts from the worker's view of it (worker.ServiceState), and
 // from up if the worker has none either.
 //
 // The probe's state is its own: a portal.down or portal.up that another
@@ -226,7 +214,7 @@ func NewRunner(ctx context.Context, js jetstream.JetStream, o Options) (*Runner,
 	for _, s := range o.Specs {
 		r.urls[s.Service] = RedactURL(s.URL)
 	}
-	r.stateKV, err = ensureBucket(ctx, js, jetstream.KeyValueConfig{
+	r.stateKV, err = worker.EnsureBucket(ctx, js, jetstream.KeyValueConfig{
 		Bucket:      BucketState,
 		Description: "promemoria probe: last published state of each ANAC service",
 		History:     5,
@@ -236,7 +224,7 @@ func NewRunner(ctx context.Context, js jetstream.JetStream, o Options) (*Runner,
 	if err != nil {
 		return nil, fmt.Errorf("provision bucket %s: %w", BucketState, err)
 	}
-	r.leaseKV, err = ensureBucket(ctx, js, jetstream.KeyValueConfig{
+	r.leaseKV, err = worker.EnsureBucket(ctx, js, jetstream.KeyValueConfig{
 		Bucket:      BucketLease,
 		Description: "promemoria probe: the lease of the replica that probes",
 		History:     1,
@@ -248,32 +236,6 @@ func NewRunner(ctx context.Context, js jetstream.JetStream, o Options) (*Runner,
 		return nil, fmt.Errorf("provision bucket %s: %w", BucketLease, err)
 	}
 	return r, nil
-}
-
-// ensureBucket creates the key-value bucket, or updates it if it exists,
-// retrying while the server is not ready to answer.
-func ensureBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	for attempt := 1; ; attempt++ {
-		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		kv, err := js.CreateKeyValue(actx, cfg)
-		if errors.Is(err, jetstream.ErrBucketExists) || errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-			kv, err = js.UpdateKeyValue(actx, cfg)
-		}
-		cancel()
-		if err == nil {
-			return kv, nil
-		}
-		retriable := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
-			errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders)
-		if !retriable || ctx.Err() != nil {
-			return nil, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("%w (last error: %w)", ctx.Err(), err)
-		case <-time.After(time.Duration(attempt) * 250 * time.Millisecond):
-		}
-	}
 }
 
 // Leader reports whether this runner holds the probe lease: it acquired or
@@ -635,9 +597,8 @@ func (r *Runner) load(ctx context.Context) (*outbox, map[string]bool, error) {
 }
 
 // workerView sets published[service] for each spec from the worker's state
-// of its service (key "svc."+gap.Token(service) of the worker's state
-// bucket, an outage.Service), where the worker has one: the probe then
-// starts from what the worker believes, down included. A service the
+// of its service (worker.ServiceState), where the worker has one: the probe
+// then starts from what the worker believes, down included. A service the
 // worker has no state of (no bucket, no key) is left out: up. An
 // unreadable state is logged and left out too.
 func (r *Runner) workerView(ctx context.Context, specs []Spec, published map[string]bool) error {
@@ -646,26 +607,25 @@ func (r *Runner) workerView(ctx context.Context, specs []Spec, published map[str
 	}
 	gctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	kv, err := r.js.KeyValue(gctx, workerState)
+	kv, err := r.js.KeyValue(gctx, worker.BucketState)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("open the worker's state %s: %w", workerState, err)
+		return fmt.Errorf("open the worker's state %s: %w", worker.BucketState, err)
 	}
 	for _, s := range specs {
-		key := "svc." + gap.Token(s.Service)
-		e, err := kv.Get(gctx, key)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("read the worker's state of %s (%s %s): %w", s.Service, workerState, key, err)
-		}
-		var svc outage.Service
-		if err := json.Unmarshal(e.Value(), &svc); err != nil {
-			r.log.Error().Err(err).Str("service", s.Service).Str("url", r.urls[s.Service]).Str("key", key).
+		svc, rev, err := worker.ServiceState(gctx, kv, s.Service)
+		var bad *json.SyntaxError
+		var badType *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &bad) || errors.As(err, &badType):
+			r.log.Error().Err(err).Str("service", s.Service).Str("url", r.urls[s.Service]).
 				Msg("the worker's state of the service is unreadable: starting from up")
+			continue
+		case err != nil:
+			return fmt.Errorf("read the worker's state of %s: %w", s.Service, err)
+		case rev == 0:
 			continue
 		}
 		published[s.Service] = svc.Up()
@@ -825,7 +785,7 @@ func (r *Runner) publish(ctx context.Context, rec record) (*jetstream.PubAck, er
 		return nil, err
 	}
 	defer cancel()
-	ack, err := r.js.PublishMsg(pctx, msg, jetstream.WithExpectStream(StreamEvents))
+	ack, err := r.js.PublishMsg(pctx, msg, jetstream.WithExpectStream(worker.StreamEvents))
 	if err != nil {
 		return nil, fmt.Errorf("publish %s to %s: %w", msg.Header.Get(events.HeaderMsgID), msg.Subject, err)
 	}

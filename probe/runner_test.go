@@ -396,8 +396,8 @@ func TestPublishRetriedUntilTheStreamTakesIt(t *testing.T) {
 	b, tg := newBus(t), newTarget(t)
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
-	cfg := jetstream.StreamConfig{Name: probe.StreamEvents, Subjects: []string{subjects.Prefix + ".portal.>"}, Duplicates: 2 * time.Minute}
-	if err := b.js.DeleteStream(ctx, probe.StreamEvents); err != nil {
+	cfg := jetstream.StreamConfig{Name: worker.StreamEvents, Subjects: []string{subjects.Prefix + ".portal.>"}, Duplicates: 2 * time.Minute}
+	if err := b.js.DeleteStream(ctx, worker.StreamEvents); err != nil {
 		t.Fatal(err)
 	}
 	b.start(t, probe.Options{
@@ -454,12 +454,6 @@ func TestStateWrittenByAnotherReplicaWins(t *testing.T) {
 	evs := b.waitEvents(t, 1)
 	before, first := tg.firstRun(t, from, true)
 	checkEvent(t, evs[0], true, "up again: HTTP 200 on 2 checks", before, first)
-}
-
-func TestNamesAreTheWorkers(t *testing.T) {
-	if probe.StreamEvents != worker.StreamEvents {
-		t.Errorf("probe.StreamEvents %q, worker.StreamEvents %q: the probe would publish to a stream the worker does not read", probe.StreamEvents, worker.StreamEvents)
-	}
 }
 
 // TestStartsFromTheWorkersState: a service the probe has no state of starts

@@ -68,7 +68,7 @@ func provision(ctx context.Context, js jetstream.JetStream, o *Options) (*resour
 	if err != nil {
 		return nil, fmt.Errorf("provision stream %s (needs nats-server 2.12 or later): %w", StreamTimers, err)
 	}
-	r.state, err = ensureBucket(ctx, js, jetstream.KeyValueConfig{
+	r.state, err = EnsureBucket(ctx, js, jetstream.KeyValueConfig{
 		Bucket:      BucketState,
 		Description: "promemoria state: services, tenders, gaps",
 		History:     1,
@@ -78,7 +78,7 @@ func provision(ctx context.Context, js jetstream.JetStream, o *Options) (*resour
 	if err != nil {
 		return nil, fmt.Errorf("provision bucket %s: %w", BucketState, err)
 	}
-	r.seen, err = ensureBucket(ctx, js, jetstream.KeyValueConfig{
+	r.seen, err = EnsureBucket(ctx, js, jetstream.KeyValueConfig{
 		Bucket:      BucketSeen,
 		Description: "promemoria: ids of processed events",
 		History:     1,
@@ -171,8 +171,10 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.Str
 	})
 }
 
-// ensureBucket creates the key-value bucket, or updates it if it exists.
-func ensureBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+// EnsureBucket creates the key-value bucket, or updates it if it exists,
+// retrying while the server is not ready to answer. Every part of
+// promemoria that owns a bucket provisions it this way.
+func EnsureBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
 	return retry(ctx, func(ctx context.Context) (jetstream.KeyValue, error) {
 		kv, err := js.CreateKeyValue(ctx, cfg)
 		if errors.Is(err, jetstream.ErrBucketExists) || errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {

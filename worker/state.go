@@ -73,8 +73,15 @@ func isConflict(err error) bool {
 
 // loadService returns the stored state of a service (empty if never seen).
 func (w *Worker) loadService(ctx context.Context, name string) (*outage.Service, uint64, error) {
+	return ServiceState(ctx, w.res.state, name)
+}
+
+// ServiceState returns the state of a service stored in the state bucket
+// kv, and its revision: 0 (and an empty history, up) if the service was
+// never reported.
+func ServiceState(ctx context.Context, kv jetstream.KeyValue, name string) (*outage.Service, uint64, error) {
 	s := &outage.Service{Name: name}
-	rev, err := getJSON(ctx, w.res.state, serviceKey(name), s)
+	rev, err := getJSON(ctx, kv, serviceKey(name), s)
 	return s, rev, err
 }
 
