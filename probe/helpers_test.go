@@ -16,6 +16,7 @@ import (
 
 	"github.com/promemoria/promemoria/events"
 	"github.com/promemoria/promemoria/natsserver"
+	"github.com/promemoria/promemoria/natsserver/natstest"
 	"github.com/promemoria/promemoria/probe"
 	"github.com/promemoria/promemoria/worker"
 )
@@ -23,17 +24,11 @@ import (
 // deadline bounds every wait: generous, for a busy machine under -race.
 const deadline = 10 * time.Second
 
-// eventually polls cond every 20ms until it holds, failing the test with
-// what after deadline.
+// eventually waits until cond holds, failing the test with what after
+// deadline.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	end := time.Now().Add(deadline)
-	for !cond() {
-		if time.Now().After(end) {
-			t.Fatalf("after %s: %s", deadline, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	natstest.WaitFor(t, deadline, what, cond)
 }
 
 // mode is how a target answers.
@@ -157,20 +152,11 @@ var subjects = events.Subjects{Prefix: events.DefaultPrefix}
 
 func newBus(t *testing.T) *bus {
 	t.Helper()
-	srv, err := natsserver.Start(natsserver.Options{Listen: "127.0.0.1:0", DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
-	b := &bus{srv: srv}
-	nc := b.connect(t)
-	b.js, err = jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := &bus{srv: natstest.Start(t)}
+	_, b.js = natstest.Connect(t, b.srv)
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
-	_, err = b.js.CreateStream(ctx, jetstream.StreamConfig{
+	_, err := b.js.CreateStream(ctx, jetstream.StreamConfig{
 		Name:       worker.StreamEvents,
 		Subjects:   []string{subjects.Prefix + ".portal.>"},
 		Duplicates: 2 * time.Minute,

@@ -11,11 +11,9 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
-	"github.com/promemoria/promemoria/natsserver"
+	"github.com/promemoria/promemoria/natsserver/natstest"
 )
 
 func TestShorten(t *testing.T) {
@@ -138,20 +136,7 @@ func TestWarnPerService(t *testing.T) {
 // TestLeaseCreateAckLost: a Create of the lease stored although its ack was
 // lost leaves the key with our token; the next attempt adopts it.
 func TestLeaseCreateAckLost(t *testing.T) {
-	srv, err := natsserver.Start(natsserver.Options{Listen: "127.0.0.1:0", DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := natstest.Connect(t, natstest.Start(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	r, err := NewRunner(ctx, js, Options{Specs: []Spec{{Service: "pcp", URL: "https://pcp.example/"}}, LeaseTTL: 3 * time.Second, Name: "a"})

@@ -17,6 +17,7 @@ import (
 	"github.com/promemoria/promemoria/events"
 	"github.com/promemoria/promemoria/gap"
 	"github.com/promemoria/promemoria/natsserver"
+	"github.com/promemoria/promemoria/natsserver/natstest"
 	"github.com/promemoria/promemoria/worker"
 )
 
@@ -31,20 +32,8 @@ type bus struct {
 
 func newBus(t *testing.T) *bus {
 	t.Helper()
-	srv, err := natsserver.Start(natsserver.Options{Listen: "127.0.0.1:0", DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := natstest.Start(t)
+	nc, js := natstest.Connect(t, srv)
 	return &bus{t: t, srv: srv, nc: nc, js: js}
 }
 
@@ -265,13 +254,7 @@ func (c *collector) dump() {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	natstest.WaitFor(t, d, what, cond)
 }
 
 // checkInvariants asserts that no reminder id appears twice on the output

@@ -22,7 +22,7 @@ import (
 	"github.com/promemoria/promemoria/app"
 	"github.com/promemoria/promemoria/config"
 	"github.com/promemoria/promemoria/events"
-	"github.com/promemoria/promemoria/natsserver"
+	"github.com/promemoria/promemoria/natsserver/natstest"
 	"github.com/promemoria/promemoria/worker"
 )
 
@@ -199,11 +199,7 @@ func TestClientFailures(t *testing.T) {
 	}
 
 	// A NATS server on which promemoria never ran.
-	srv, err := natsserver.Start(natsserver.Options{Listen: "127.0.0.1:0", DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
+	srv := natstest.Start(t)
 	code, _, errOut = runCmd(noEnv, "pending", "--nats-url", srv.ClientURL())
 	if code != 1 || !strings.Contains(errOut, "bucket promemoria_state not found") {
 		t.Errorf("pending without promemoria: exit %d, stderr %q", code, errOut)
