@@ -33,6 +33,7 @@ import (
 	"github.com/promemoria/promemoria/config"
 	"github.com/promemoria/promemoria/events"
 	"github.com/promemoria/promemoria/natsserver"
+	"github.com/promemoria/promemoria/natsserver/natstest"
 	"github.com/promemoria/promemoria/worker"
 )
 
@@ -278,13 +279,7 @@ func TestProbeDetectsTheOutage(t *testing.T) {
 	ctx := context.Background()
 	waitUntil := func(what string, cond func() bool) {
 		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		natstest.WaitFor(t, 20*time.Second, what, cond)
 	}
 	pcp := func() *worker.ServiceStatus {
 		svcs, err := worker.Services(ctx, kv)

@@ -357,13 +357,13 @@ func TestArt25Advice(t *testing.T) {
 		TenderID: "T-ART25", Title: "Fornitura urgente", Authority: authority, RUP: rupB, PublishedAt: published,
 		OfferDeadline: deadline, Lots: []events.Lot{{LotID: "1", CIGService: "simog", BaseAmountCents: 450_000_00}},
 	}
-	start := func(t *testing.T) (*bus, offsetClock) {
+	settle := testOptions(t).Policy.Settle
+	start := func(t *testing.T) (*bus, offsetClock, *runningWorker) {
 		b := newBus(t)
 		clock := newOffsetClock(base)
 		o := clock.options(testOptions(t))
 		o.Policy.EscalateBefore = 48 * time.Hour
-		b.startWorker(o)
-		return b, clock
+		return b, clock, b.startWorker(o)
 	}
 	advices := func(b *bus) []*events.Advice {
 		var out []*events.Advice
@@ -379,7 +379,7 @@ func TestArt25Advice(t *testing.T) {
 
 	var first *events.Advice
 	t.Run("tender first", func(t *testing.T) {
-		b, clock := start(t)
+		b, clock, _ := start(t)
 		b.publish(events.TypePortalDown, "down", clock.Now(), down)
 		b.publish(events.TypeTenderPublished, "pub", clock.Now(), tender)
 		// A tender whose deadline is near gets an escalation while SIMOG is
@@ -424,7 +424,6 @@ func TestArt25Advice(t *testing.T) {
 		b.publish(events.TypePortalDown, "down-2", clock.Now(), events.PortalChange{Services: []string{"payments"}, At: from2})
 		b.publish(events.TypePortalUp, "up-2", clock.Now(), events.PortalChange{Services: []string{"payments"}, At: from2.Add(2 * time.Second)})
 		waitFor(t, 15*time.Second, "the second advice", func() bool { return len(mine()) >= 2 })
-		time.Sleep(time.Second) // a third would be a duplicate
 		if got := mine(); len(got) != 2 || got[1].OverlapSeconds != wantOverlap+2 || got[1].AdviceID == got[0].AdviceID {
 			t.Errorf("after a second outage: %d advices, last overlap %d (want 2, %d, a new id)", len(got), got[len(got)-1].OverlapSeconds, wantOverlap+2)
 		}
@@ -435,11 +434,12 @@ func TestArt25Advice(t *testing.T) {
 		if first == nil {
 			t.Skip("the first case failed")
 		}
-		b, clock := start(t)
+		b, clock, rw := start(t)
 		b.publish(events.TypePortalDown, "down", clock.Now(), down)
 		b.publish(events.TypePortalUp, "up", clock.Now(), up)
-		// After the restoration has settled, the tender arrives.
-		time.Sleep(1500 * time.Millisecond)
+		// The tender arrives once the restoration is applied and settled.
+		waitAcked(t, rw, 2)
+		waitFor(t, 10*time.Second, "the restoration to settle", func() bool { return clock.Now().After(base.Add(settle)) })
 		b.publish(events.TypeTenderPublished, "pub", clock.Now(), tender)
 		waitFor(t, 15*time.Second, "the advice", func() bool { return len(advices(b)) >= 1 })
 		if a := advices(b)[0]; a.AdviceID != first.AdviceID || a.OverlapSeconds != first.OverlapSeconds || !a.ProposedDeadline.Equal(first.ProposedDeadline) {
