@@ -12,8 +12,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/rs/zerolog"
-
-	"github.com/promemoria/promemoria/natsserver/natstest"
 )
 
 func TestShorten(t *testing.T) {
@@ -74,30 +72,28 @@ func TestCheckerTransport(t *testing.T) {
 }
 
 func TestFenced(t *testing.T) {
-	r := &Runner{}
-	if _, _, err := r.fenced(context.Background(), time.Second); !errors.Is(err, errNoLease) {
+	if _, _, err := fence(context.Background(), time.Time{}, time.Second); !errors.Is(err, errNoLease) {
 		t.Fatalf("fenced without the lease: %v, want errNoLease", err)
 	}
-	r.leaseRev, r.validUntil = 7, time.Now().Add(-time.Millisecond)
-	if _, _, err := r.fenced(context.Background(), time.Second); !errors.Is(err, errNoLease) {
+	if _, _, err := fence(context.Background(), time.Now().Add(-time.Millisecond), time.Second); !errors.Is(err, errNoLease) {
 		t.Fatalf("fenced past the lease's validity: %v, want errNoLease", err)
 	}
-	r.validUntil = time.Now().Add(300 * time.Millisecond)
-	ctx, cancel, err := r.fenced(context.Background(), 5*time.Second)
+	validUntil := time.Now().Add(300 * time.Millisecond)
+	ctx, cancel, err := fence(context.Background(), validUntil, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cancel()
-	if d, ok := ctx.Deadline(); !ok || !d.Equal(r.validUntil) {
-		t.Errorf("deadline %s, %v; want the lease's validity %s", d, ok, r.validUntil)
+	if d, ok := ctx.Deadline(); !ok || !d.Equal(validUntil) {
+		t.Errorf("deadline %s, %v; want the lease's validity %s", d, ok, validUntil)
 	}
-	ctx2, cancel2, err := r.fenced(context.Background(), 10*time.Millisecond)
+	ctx2, cancel2, err := fence(context.Background(), validUntil, 10*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cancel2()
-	if d, _ := ctx2.Deadline(); !d.Before(r.validUntil) {
-		t.Errorf("deadline %s: want the limit, sooner than the validity %s", d, r.validUntil)
+	if d, _ := ctx2.Deadline(); !d.Before(validUntil) {
+		t.Errorf("deadline %s: want the limit, sooner than the validity %s", d, validUntil)
 	}
 }
 
@@ -131,43 +127,4 @@ func TestWarnPerService(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("logged\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-}
-
-// TestLeaseCreateAckLost: a Create of the lease stored although its ack was
-// lost leaves the key with our token; the next attempt adopts it.
-func TestLeaseCreateAckLost(t *testing.T) {
-	_, js := natstest.Connect(t, natstest.Start(t))
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	r, err := NewRunner(ctx, js, Options{Specs: []Spec{{Service: "pcp", URL: "https://pcp.example/"}}, LeaseTTL: 3 * time.Second, Name: "a"})
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	// Someone else's lease is not adopted.
-	if _, err := r.leaseKV.Create(ctx, leaseKey, []byte("b other")); err != nil {
-		t.Fatal(err)
-	}
-	r.tend(ctx)
-	if r.Leader() {
-		t.Fatal("the runner adopted another replica's lease")
-	}
-	if err := r.leaseKV.Purge(ctx, leaseKey); err != nil {
-		t.Fatal(err)
-	}
-
-	// Ours is.
-	rev, err := r.leaseKV.Create(ctx, leaseKey, r.token)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.tend(ctx)
-	if !r.Leader() || r.leaseRev <= rev {
-		t.Fatalf("leader %v at revision %d: want the lease stored with our token (revision %d) adopted and renewed", r.Leader(), r.leaseRev, rev)
-	}
-	r.tend(ctx) // and renewed from there
-	if !r.Leader() {
-		t.Fatal("the adopted lease was not renewed")
-	}
-	r.release()
 }

@@ -2,12 +2,12 @@ package probe
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/promemoria/promemoria/events"
+	"github.com/promemoria/promemoria/lease"
 	"github.com/promemoria/promemoria/worker"
 )
 
@@ -30,7 +31,7 @@ const (
 	// DefaultSource is the CloudEvents source of the probe's events.
 	DefaultSource = "promemoria-probe"
 	// MinLeaseTTL is the shortest lease accepted.
-	MinLeaseTTL = 500 * time.Millisecond
+	MinLeaseTTL = lease.MinTTL
 
 	leaseKey = "lease"
 )
@@ -164,30 +165,32 @@ func (o *Options) setDefaults() error {
 // a manual portal.down of a service it sees up, it publishes no portal.up
 // until it has seen the service fail (and published that portal.down).
 //
-// One replica probes at a time: a lease key in BucketLease (bucket TTL =
-// LeaseTTL, by default 3/4 of the shortest interval) created with Create
-// (fails if held) and renewed with Update every LeaseTTL/3. The lease is
-// valid for two thirds of LeaseTTL after the renewal was sent, a third
-// before the server can expire it; every write to BucketState and every
-// publish is bounded by that validity (a context deadline), so a holder
-// that cannot renew does not wait on a write past it. A replica that loses
-// the lease, or cannot renew it before its validity ends, stops publishing
-// at once, and probing at the next renewal; the others retry Create every
-// LeaseTTL/3, so a dead holder is replaced within about one LeaseTTL after
-// its lease expires.
+// One replica probes at a time: the one that holds the lease (package
+// lease) of key "lease" in BucketLease (bucket TTL = LeaseTTL, by default
+// 3/4 of the shortest interval), created with Create (fails if held) and
+// renewed with Update every LeaseTTL/3. The lease is valid for two thirds
+// of LeaseTTL after the renewal was sent, a third before the server can
+// expire it; every write to BucketState and every publish is bounded by
+// that validity (a context deadline), so a holder that cannot renew does
+// not wait on a write past it. A replica that loses the lease, or cannot
+// renew it before its validity ends, stops publishing at once, and probing
+// at the next renewal; the others retry Create every LeaseTTL/3, so a dead
+// holder is replaced within about one LeaseTTL after its lease expires.
 type Runner struct {
-	o                Options
-	js               jetstream.JetStream
-	stateKV, leaseKV jetstream.KeyValue
-	m                *metrics
-	log              zerolog.Logger
-	token            []byte
-	urls             map[string]string // service -> RedactURL(URL), for logs
-	period           time.Duration     // of the lease's renewal
+	o       Options
+	js      jetstream.JetStream
+	stateKV jetstream.KeyValue
+	lease   *lease.Lease
+	m       *metrics
+	log     zerolog.Logger
+	urls    map[string]string // service -> RedactURL(URL), for logs
+	period  time.Duration     // of the lease's renewal
 
-	mu         sync.Mutex
-	leaseRev   uint64
-	validUntil time.Time
+	running atomic.Bool
+	// runCtx is Run's context, and sess the probing under way: used by
+	// onLease, which the lease calls from Run's goroutine only.
+	runCtx context.Context
+	sess   *session
 
 	wmu    sync.Mutex
 	warned map[string]string // warn's key -> the error last logged
@@ -206,7 +209,6 @@ func NewRunner(ctx context.Context, js jetstream.JetStream, o Options) (*Runner,
 	r := &Runner{
 		o: o, js: js, m: m,
 		log:    o.Logger.With().Str("component", "probe").Str("replica", o.Name).Logger(),
-		token:  []byte(o.Name + " " + rand.Text()),
 		period: o.LeaseTTL / 3,
 		warned: map[string]string{},
 		urls:   map[string]string{},
@@ -224,7 +226,7 @@ func NewRunner(ctx context.Context, js jetstream.JetStream, o Options) (*Runner,
 	if err != nil {
 		return nil, fmt.Errorf("provision bucket %s: %w", BucketState, err)
 	}
-	r.leaseKV, err = worker.EnsureBucket(ctx, js, jetstream.KeyValueConfig{
+	leaseKV, err := worker.EnsureBucket(ctx, js, jetstream.KeyValueConfig{
 		Bucket:      BucketLease,
 		Description: "promemoria probe: the lease of the replica that probes",
 		History:     1,
@@ -235,15 +237,20 @@ func NewRunner(ctx context.Context, js jetstream.JetStream, o Options) (*Runner,
 	if err != nil {
 		return nil, fmt.Errorf("provision bucket %s: %w", BucketLease, err)
 	}
+	r.lease, err = lease.New(lease.Options{
+		KV: leaseKV, Key: leaseKey, Name: o.Name, TTL: o.LeaseTTL,
+		Logger: r.log, OnChange: r.onLease,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("probe: %w", err)
+	}
 	return r, nil
 }
 
 // Leader reports whether this runner holds the probe lease: it acquired or
 // renewed it less than two thirds of LeaseTTL ago.
 func (r *Runner) Leader() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.leaseRev != 0 && time.Now().Before(r.validUntil)
+	return r.lease.Held()
 }
 
 // Run probes while it holds the lease, and competes for it otherwise, until
@@ -251,123 +258,27 @@ func (r *Runner) Leader() bool {
 // holds it. Errors of NATS are logged and retried; Run returns nil. Call
 // Run once.
 func (r *Runner) Run(ctx context.Context) error {
-	tick := time.NewTicker(r.period)
-	defer tick.Stop()
-	var sess *session
-	defer func() {
-		sess.stop()
-		r.release()
-	}()
-	for {
-		r.tend(ctx)
-		holding := r.holding()
-		switch {
-		case !holding && sess != nil:
-			sess.stop()
-			sess = nil
-		case holding && (sess == nil || sess.ended()):
-			sess = r.startSession(ctx)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick.C:
-		}
+	if !r.running.CompareAndSwap(false, true) {
+		return errors.New("probe: Run called twice: call it once")
 	}
+	// The lease calls onLease from this goroutine: with true once acquired,
+	// with false once lost, or, as ctx ends, before it is released, so
+	// that probing has stopped before another replica can take over.
+	r.runCtx = ctx
+	return r.lease.Run(ctx)
 }
 
-// holding reports whether the runner believes it holds the lease (it may
-// be past its validity, until tend steps down).
-func (r *Runner) holding() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.leaseRev != 0
-}
-
-// tend renews the lease if held and tries to acquire it otherwise.
-func (r *Runner) tend(ctx context.Context) {
-	r.mu.Lock()
-	rev, validUntil := r.leaseRev, r.validUntil
-	r.mu.Unlock()
-	actx, cancel := context.WithTimeout(ctx, r.o.LeaseTTL*2/3)
-	defer cancel()
-	sent := time.Now()
-	if rev == 0 {
-		newRev, err := r.leaseKV.Create(actx, leaseKey, r.token)
-		if errors.Is(err, jetstream.ErrKeyExists) {
-			// A Create of ours may have been stored although its ack was
-			// lost: the lease is ours if it holds our token. Adopt its
-			// revision by renewing it, which also restarts its TTL, as
-			// the time it was stored is not known.
-			if e, gerr := r.leaseKV.Get(actx, leaseKey); gerr == nil && string(e.Value()) == string(r.token) {
-				sent = time.Now()
-				newRev, err = r.leaseKV.Update(actx, leaseKey, r.token, e.Revision())
-			}
-		}
-		switch {
-		case err == nil:
-			r.setLease(newRev, sent)
-			r.log.Info().Dur("lease_ttl", r.o.LeaseTTL).Msg("probe lease acquired: probing")
-			r.clearWarn("lease", "")
-		case errors.Is(err, jetstream.ErrKeyExists), errors.Is(err, jetstream.ErrKeyRevisionMismatch):
-			r.clearWarn("lease", "")
-		case ctx.Err() == nil:
-			r.warn("lease", "", err, "cannot acquire the probe lease, retrying")
-		}
+// onLease starts probing when the lease is acquired, and stops it (waiting
+// until it has stopped) when the lease is lost or about to be released.
+func (r *Runner) onLease(held bool) {
+	if held {
+		r.log.Info().Msg("probing")
+		r.sess = r.startSession(r.runCtx)
 		return
 	}
-	newRev, err := r.leaseKV.Update(actx, leaseKey, r.token, rev)
-	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-		// Our last renewal may have been stored although its ack was lost:
-		// the lease is still ours if it holds our token.
-		if e, gerr := r.leaseKV.Get(actx, leaseKey); gerr == nil && string(e.Value()) == string(r.token) {
-			newRev, err = r.leaseKV.Update(actx, leaseKey, r.token, e.Revision())
-		}
-	}
-	switch {
-	case err == nil:
-		r.setLease(newRev, sent)
-		r.clearWarn("lease", "")
-	case ctx.Err() != nil:
-	case errors.Is(err, jetstream.ErrKeyRevisionMismatch), errors.Is(err, jetstream.ErrKeyNotFound),
-		errors.Is(err, nats.ErrConnectionClosed):
-		r.setLease(0, time.Time{})
-		r.log.Warn().Err(err).Msg("probe lease lost: probing stops")
-	case !time.Now().Before(validUntil):
-		r.setLease(0, time.Time{})
-		r.log.Warn().Err(err).Msg("probe lease not renewed in time: probing stops")
-	default:
-		r.warn("lease", "", err, "cannot renew the probe lease, retrying")
-	}
-}
-
-func (r *Runner) setLease(rev uint64, sent time.Time) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.leaseRev = rev
-	r.validUntil = sent.Add(r.o.LeaseTTL * 2 / 3)
-	if rev == 0 {
-		r.validUntil = time.Time{}
-	}
-}
-
-// release deletes the lease if this runner holds it, so that another
-// replica takes over at once.
-func (r *Runner) release() {
-	r.mu.Lock()
-	rev := r.leaseRev
-	r.mu.Unlock()
-	if rev == 0 {
-		return
-	}
-	r.setLease(0, time.Time{})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := r.leaseKV.Delete(ctx, leaseKey, jetstream.LastRevision(rev)); err != nil {
-		r.log.Warn().Err(err).Msg("cannot release the probe lease: it expires by itself")
-		return
-	}
-	r.log.Info().Msg("probe lease released")
+	r.sess.stop()
+	r.sess = nil
+	r.log.Info().Msg("probing stopped")
 }
 
 // warn logs err once per streak of the same error for what (and service,
@@ -411,25 +322,30 @@ func (s *session) stop() {
 	<-s.done
 }
 
-func (s *session) ended() bool {
-	select {
-	case <-s.done:
-		return true
-	default:
-		return false
-	}
-}
-
+// startSession probes until ctx ends or the session is stopped. When
+// probe finds the stored state changed by someone else, it probes again
+// from the stored state after a renewal period.
 func (r *Runner) startSession(ctx context.Context) *session {
 	sctx, cancel := context.WithCancel(ctx)
 	s := &session{cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
-		// Once probe returns no check is under way: a standby exports no
-		// stale promemoria_probe_up.
-		defer r.m.forget(r.o.Specs)
-		if err := r.probe(sctx); err != nil && sctx.Err() == nil {
-			r.log.Warn().Err(err).Msg("probing restarts from the stored state")
+		for {
+			err := r.probe(sctx)
+			// Once probe returns no check is under way: a standby exports
+			// no stale promemoria_probe_up.
+			r.m.forget(r.o.Specs)
+			if sctx.Err() != nil {
+				return
+			}
+			if err != nil {
+				r.log.Warn().Err(err).Msg("probing restarts from the stored state")
+			}
+			select {
+			case <-sctx.Done():
+				return
+			case <-time.After(r.period):
+			}
 		}
 	}()
 	return s
@@ -672,11 +588,14 @@ var errNoLease = errors.New("probe lease not held")
 // request sent before it reaches the server before another replica can
 // take over. It returns errNoLease if the lease is not valid now.
 func (r *Runner) fenced(ctx context.Context, limit time.Duration) (context.Context, context.CancelFunc, error) {
-	r.mu.Lock()
-	rev, validUntil := r.leaseRev, r.validUntil
-	r.mu.Unlock()
+	return fence(ctx, r.lease.ValidUntil(), limit)
+}
+
+// fence returns ctx bounded by limit and by validUntil, the lease's
+// validity (zero if it is not held), or errNoLease if that is not after now.
+func fence(ctx context.Context, validUntil time.Time, limit time.Duration) (context.Context, context.CancelFunc, error) {
 	now := time.Now()
-	if rev == 0 || !now.Before(validUntil) {
+	if validUntil.IsZero() || !now.Before(validUntil) {
 		return nil, nil, errNoLease
 	}
 	if end := now.Add(limit); end.Before(validUntil) {
