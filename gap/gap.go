@@ -64,10 +64,11 @@ type Gap struct {
 	// TenderRevision is the revision of the tender record the descriptive
 	// fields were taken from: an older derivation never overwrites a newer.
 	TenderRevision uint64 `json:"tender_revision,omitempty"`
-	// Pending lists the messages this record says were sent but that may
-	// not be published yet: they are committed first and published after,
-	// and whoever loads the record publishes them again (same ids, so the
-	// output stream keeps one) before doing anything else.
+	// Pending lists the messages this record says were sent lately: they
+	// are committed first and published after, so whoever handles the gap
+	// next while the output stream still remembers their ids publishes
+	// them again (same ids, so the stream keeps one), in case their first
+	// publication was interrupted. They are dropped once older than that.
 	Pending []Action `json:"pending,omitempty"`
 }
 

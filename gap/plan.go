@@ -63,6 +63,12 @@ func (a ActionType) String() string {
 type Action struct {
 	Type     ActionType `json:"type"`
 	Sequence int        `json:"sequence"`
+	// At is when the action was decided and By the timer that decided it
+	// ("" for an input event): a pending action is published again, in case
+	// its first publication was interrupted, only while the output stream
+	// still remembers its id.
+	At time.Time `json:"at,omitzero"`
+	By string    `json:"by,omitempty"`
 }
 
 // Decision is the outcome of Plan: the messages to send now, in order, and

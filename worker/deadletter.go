@@ -1,7 +1,6 @@
 package worker
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -11,11 +10,11 @@ import (
 	"github.com/promemoria/promemoria/events"
 )
 
-// deadLetter publishes msg, byte for byte with its subject and headers, to
-// the dead-letter subject with the reason it could not be processed. Its id
-// derives from the input's stream sequence, so a dead letter retried after a
-// crash is published once.
-func (w *Worker) deadLetter(ctx context.Context, msg jetstream.Msg, cause error, deliveries uint64) error {
+// deadLetterMsg builds the dead letter of msg: the input, byte for byte
+// with its subject and headers, and the reason it could not be processed.
+// Its id derives from the input's stream sequence, so a dead letter
+// retried after a crash is published once. It logs and counts it.
+func (w *Worker) deadLetterMsg(msg jetstream.Msg, cause error, deliveries uint64) (outMsg, error) {
 	reason := events.ReasonOf(cause)
 	data := msg.Data()
 	dl := &events.DeadLetter{
@@ -35,14 +34,15 @@ func (w *Worker) deadLetter(ctx context.Context, msg jetstream.Msg, cause error,
 		dl.Stream, dl.Sequence = meta.Stream, meta.Sequence.Stream
 		id = fmt.Sprintf("dl-%s-%d", meta.Stream, meta.Sequence.Stream)
 	}
-	if _, err := w.publishEvent(ctx, events.TypeDeadLetter, id, w.now(), dl); err != nil {
-		return fmt.Errorf("dead-letter: %w", err)
+	out, err := w.eventMsg(events.TypeDeadLetter, id, w.now(), dl)
+	if err != nil {
+		return outMsg{}, fmt.Errorf("dead-letter: %w", err)
 	}
 	w.metrics.deadLettered.Add(1)
 	w.metrics.deadLetters.WithLabelValues(string(reason)).Inc()
 	w.log.Warn().Str("reason", string(reason)).Str("subject", msg.Subject()).Uint64("stream_sequence", dl.Sequence).
 		Str("error", cause.Error()).Msg("input dead-lettered")
-	return nil
+	return outMsg{msg: out, typ: events.TypeDeadLetter, id: id}, nil
 }
 
 // deadLetterLimit is how many input bytes a dead letter carries at most:

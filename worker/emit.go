@@ -25,6 +25,8 @@ type outMsg struct {
 	typ events.Type
 	id  string
 	seq int
+	// tenderID, lotID, service and recipient are for the log line.
+	tenderID, lotID, service, recipient string
 }
 
 // reminderMsg builds the message an action asks for. Its id is
@@ -80,42 +82,79 @@ func (w *Worker) reminderMsg(g *gap.Gap, svc *outage.Service, a gap.Action, now 
 	if err != nil {
 		return outMsg{}, err
 	}
-	return outMsg{msg: msg, typ: typ, id: rid, seq: a.Sequence}, nil
+	return outMsg{msg: msg, typ: typ, id: rid, seq: a.Sequence, tenderID: g.TenderID, lotID: g.LotID,
+		service: g.Service, recipient: g.Recipient().Email}, nil
 }
 
-// sent records a published reminder in logs and metrics.
-func (w *Worker) sent(g *gap.Gap, m outMsg) {
+// sent logs and counts a message the output stream stored (not a
+// duplicate of one it had).
+func (w *Worker) sent(m outMsg) {
+	switch m.typ {
+	case events.TypeDeadLetter:
+		return // counted and logged where it is built
+	case events.TypeAdviceExtension:
+		w.metrics.advice()
+		w.log.Info().Str("reminder_id", m.id).Str("type", string(m.typ)).Str("tender_id", m.tenderID).
+			Str("recipient", m.recipient).Msg("advice emitted")
+		return
+	}
 	w.metrics.emitted.Add(1)
 	w.metrics.reminders.WithLabelValues(string(m.typ[len("reminder."):])).Inc()
-	w.log.Info().Str("reminder_id", m.id).Str("type", string(m.typ)).Str("tender_id", g.TenderID).Str("lot_id", g.LotID).
-		Str("service", g.Service).Int("sequence", m.seq).Str("recipient", g.Recipient().Email).Msg("reminder emitted")
+	w.log.Info().Str("reminder_id", m.id).Str("type", string(m.typ)).Str("tender_id", m.tenderID).Str("lot_id", m.lotID).
+		Str("service", m.service).Int("sequence", m.seq).Str("recipient", m.recipient).Msg("reminder emitted")
 }
 
-// publishAll publishes msgs concurrently and waits until the streams have
-// acknowledged every one: one round trip for the lot.
-func (w *Worker) publishAll(ctx context.Context, msgs ...*nats.Msg) error {
-	if len(msgs) == 1 {
-		_, err := w.js.PublishMsg(ctx, msgs[0])
+// publish publishes msgs in one pipelined flush and waits until the
+// output stream has acknowledged every one.
+func (w *Worker) publish(ctx context.Context, msgs []outMsg) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	raw := make([]*nats.Msg, len(msgs))
+	for i, m := range msgs {
+		raw[i] = m.msg
+	}
+	acks, err := publishAll(ctx, w.js, raw)
+	if err != nil {
 		return err
 	}
-	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
-	for _, m := range msgs {
-		f, err := w.js.PublishMsgAsync(m)
-		if err != nil {
-			return fmt.Errorf("publish %s: %w", m.Subject, err)
-		}
-		futures = append(futures, f)
-	}
-	for _, f := range futures {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			return fmt.Errorf("publish %s: %w", f.Msg().Subject, err)
-		case <-ctx.Done():
-			return ctx.Err()
+	for i, ack := range acks {
+		if !ack.Duplicate {
+			w.sent(msgs[i])
 		}
 	}
 	return nil
+}
+
+// publishAll publishes msgs asynchronously and waits for every
+// acknowledgement: one round trip for the lot. A publish whose
+// Nats-Msg-Id another publish is storing at that moment counts as a
+// duplicate.
+func publishAll(ctx context.Context, js jetstream.JetStream, msgs []*nats.Msg) ([]*jetstream.PubAck, error) {
+	futures := make([]jetstream.PubAckFuture, len(msgs))
+	for i, m := range msgs {
+		f, err := js.PublishMsgAsync(m)
+		if err != nil {
+			return nil, fmt.Errorf("publish %s: %w", m.Subject, err)
+		}
+		futures[i] = f
+	}
+	acks := make([]*jetstream.PubAck, len(msgs))
+	for i, f := range futures {
+		select {
+		case ack := <-f.Ok():
+			acks[i] = ack
+		case err := <-f.Err():
+			if inProcess(err) {
+				acks[i] = &jetstream.PubAck{Duplicate: true}
+				continue
+			}
+			return nil, fmt.Errorf("publish %s: %w", f.Msg().Subject, err)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return acks, nil
 }
 
 func reminderIDOf(data any) string {
@@ -165,16 +204,6 @@ func (w *Worker) reminder(g *gap.Gap, svc *outage.Service, a gap.Action, now tim
 	}
 	r.Message = msg
 	return r, nil
-}
-
-// publishEvent wraps data in a CloudEvents envelope and publishes it with
-// id as Nats-Msg-Id, waiting for the ack.
-func (w *Worker) publishEvent(ctx context.Context, typ events.Type, id string, now time.Time, data any) (*jetstream.PubAck, error) {
-	msg, err := w.eventMsg(typ, id, now, data)
-	if err != nil {
-		return nil, err
-	}
-	return w.js.PublishMsg(ctx, msg)
 }
 
 // eventMsg wraps data in a CloudEvents envelope on the subject of typ,

@@ -3,6 +3,7 @@ package worker
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -11,6 +12,7 @@ import (
 	"github.com/promemoria/promemoria/contribution"
 	"github.com/promemoria/promemoria/events"
 	"github.com/promemoria/promemoria/gap"
+	"github.com/promemoria/promemoria/lease"
 	"github.com/promemoria/promemoria/message"
 )
 
@@ -28,10 +30,27 @@ type Options struct {
 	ContributionService string
 	// Services is what an empty services list in a portal event means.
 	Services []string
-	// Concurrency is how many keys are processed at once (default 32).
+	// Concurrency is how many goroutines plan a batch: decode stored
+	// records, apply events, write texts (default GOMAXPROCS).
 	Concurrency int
-	// FanOut is how many gaps a restoration reminds at once (default 128).
+	// BatchSize is how many input events are taken, planned and committed
+	// together at most (default 500).
+	BatchSize int
+	// FanOut is how many records a scan (a restoration pass, a due
+	// bucket, the advice sweep) reads and flushes at once (default 1000).
 	FanOut int
+	// TimerResolution is the width of the time buckets gaps fall due in:
+	// the gaps of one service due within a bucket are woken together by
+	// one timer, at its end (default 1m, or a tenth of the repeat interval
+	// if that is shorter, at least 1s).
+	TimerResolution time.Duration
+	// LeaseTTL is how long the workers' lease lasts unless renewed: a
+	// replica that stops renewing it is replaced about that long after
+	// (default 10s).
+	LeaseTTL time.Duration
+	// CacheSize bounds how many state records the leader keeps in memory
+	// (default 16384).
+	CacheSize int
 	// MaxAttempts is how many times a failing message is tried before it is
 	// dead-lettered (default 10).
 	MaxAttempts int
@@ -90,6 +109,7 @@ const (
 	StreamTimers  = "PROMEMORIA_TIMERS"
 	BucketState   = "promemoria_state"
 	BucketSeen    = "promemoria_seen"
+	BucketLease   = "promemoria_worker_lease"
 	ConsumerEvent = "promemoria-events"
 	ConsumerTimer = "promemoria-timers"
 )
@@ -113,10 +133,22 @@ func (o *Options) setDefaults() error {
 		o.Services = DefaultServices()
 	}
 	if o.Concurrency <= 0 {
-		o.Concurrency = 32
+		o.Concurrency = runtime.GOMAXPROCS(0)
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = 500
 	}
 	if o.FanOut <= 0 {
-		o.FanOut = 128
+		o.FanOut = 1000
+	}
+	if o.LeaseTTL <= 0 {
+		o.LeaseTTL = 10 * time.Second
+	}
+	if o.LeaseTTL < lease.MinTTL {
+		return fmt.Errorf("lease TTL %s: write at least %s", o.LeaseTTL, lease.MinTTL)
+	}
+	if o.CacheSize == 0 {
+		o.CacheSize = 16384
 	}
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = 10
@@ -180,6 +212,12 @@ func (o *Options) setDefaults() error {
 	o.Limits.Now = o.Now
 	if o.Policy.RepeatInterval < time.Second {
 		return errors.New("repeat interval must be at least 1s")
+	}
+	if o.TimerResolution <= 0 {
+		o.TimerResolution = max(time.Second, min(time.Minute, (o.Policy.RepeatInterval/10).Truncate(time.Second)))
+	}
+	if o.TimerResolution < time.Second {
+		return fmt.Errorf("timer resolution %s: write at least 1s", o.TimerResolution)
 	}
 	if o.Policy.Settle < 0 || o.Policy.EscalateBefore < 0 {
 		return fmt.Errorf("settle and escalate-before must not be negative")

@@ -359,3 +359,11 @@ func getGaps(ctx context.Context, kv jetstream.KeyValue, keys []string) ([]*gap.
 	}
 	return slices.DeleteFunc(gaps, func(g *gap.Gap) bool { return g == nil }), nil
 }
+
+// closedIn reports whether a stored gap record is closed.
+func closedIn(raw []byte) bool {
+	var g struct {
+		Open bool `json:"open"`
+	}
+	return json.Unmarshal(raw, &g) == nil && !g.Open
+}

@@ -22,7 +22,7 @@ func Provision(ctx context.Context, js jetstream.JetStream, o Options) error {
 
 type resources struct {
 	events, output, timers jetstream.Stream
-	state, seen            jetstream.KeyValue
+	state, seen, lease     jetstream.KeyValue
 	eventCons, timerCons   jetstream.Consumer
 }
 
@@ -89,6 +89,17 @@ func provision(ctx context.Context, js jetstream.JetStream, o *Options) (*resour
 	if err != nil {
 		return nil, fmt.Errorf("provision bucket %s: %w", BucketSeen, err)
 	}
+	r.lease, err = EnsureBucket(ctx, js, jetstream.KeyValueConfig{
+		Bucket:      BucketLease,
+		Description: "promemoria: the lease of the worker that leads",
+		History:     1,
+		TTL:         o.LeaseTTL,
+		Storage:     jetstream.MemoryStorage,
+		Replicas:    o.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("provision bucket %s: %w", BucketLease, err)
+	}
 	if r.eventCons, err = ensureConsumer(ctx, js, StreamEvents, o.eventConsumer()); err != nil {
 		return nil, fmt.Errorf("provision consumer %s: %w", ConsumerEvent, err)
 	}
@@ -105,7 +116,7 @@ func (o *Options) eventConsumer() jetstream.ConsumerConfig {
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       o.AckWait,
 		MaxDeliver:    -1,
-		MaxAckPending: 32 * o.Concurrency,
+		MaxAckPending: max(4*o.BatchSize, 1024),
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 	}
 }
@@ -118,7 +129,7 @@ func (o *Options) timerConsumer() jetstream.ConsumerConfig {
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       o.AckWait,
 		MaxDeliver:    -1,
-		MaxAckPending: 32 * o.Concurrency,
+		MaxAckPending: 1024,
 	}
 }
 

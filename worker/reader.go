@@ -4,58 +4,55 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// reader pulls from one durable consumer for as long as the worker runs. It
-// survives what a long-lived service meets: missed heartbeats while a
-// cluster elects a new leader, reconnections, and a consumer deleted by an
-// operator (it is provisioned again).
+// reader pulls from one durable consumer into a channel while the worker
+// leads. It survives what a long-lived service meets: missed heartbeats
+// while a cluster elects a new leader, reconnections, and a consumer
+// deleted by an operator (it is provisioned again).
 type reader struct {
 	w      *Worker
 	name   string
 	stream string
 	cfg    jetstream.ConsumerConfig
-
-	mu sync.Mutex
-	it jetstream.MessagesContext
-	up atomic.Bool
+	ch     chan<- jetstream.Msg
+	max    int // messages fetched ahead
 }
 
-func (r *reader) open(ctx context.Context) error {
-	cons, err := ensureConsumer(ctx, r.w.js, r.stream, r.cfg)
-	if err != nil {
-		return fmt.Errorf("consumer %s: %w", r.name, err)
-	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(4*r.w.opts.Concurrency), jetstream.PullExpiry(5*time.Second))
-	if err != nil {
-		return fmt.Errorf("consume %s: %w", r.name, err)
-	}
-	r.mu.Lock()
-	r.it = it
-	r.mu.Unlock()
-	r.up.Store(true)
-	return nil
-}
-
-// loop hands every message to handle until ctx ends and the iterator has
-// been drained, reopening the iterator after a terminal error.
-func (r *reader) loop(ctx context.Context, handle func(jetstream.Msg)) {
+// run hands every message to the channel until ctx ends; a message that
+// cannot be handed over then is given back at once.
+func (r *reader) run(ctx context.Context) {
 	log := r.w.log.With().Str("consumer", r.name).Logger()
-	for {
-		r.mu.Lock()
-		it := r.it
-		r.mu.Unlock()
-		for it != nil {
+	for attempt := 0; ctx.Err() == nil; attempt++ {
+		if attempt > 0 {
+			sleep(ctx, min(time.Duration(attempt)*250*time.Millisecond, 5*time.Second))
+		}
+		octx, cancel := context.WithTimeout(ctx, provisionAttempt)
+		it, err := r.open(octx)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Warn().Err(err).Int("attempt", attempt).Msg("consumer open failed")
+			}
+			continue
+		}
+		if attempt > 0 {
+			log.Info().Msg("consumer reopened")
+		}
+		attempt = 0
+		stop := context.AfterFunc(ctx, it.Stop)
+		for {
 			msg, err := it.Next()
 			if err == nil {
-				r.up.Store(true)
-				handle(msg)
+				select {
+				case r.ch <- msg:
+				case <-ctx.Done():
+					_ = msg.Nak()
+				}
 				continue
 			}
 			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
@@ -70,46 +67,18 @@ func (r *reader) loop(ctx context.Context, handle func(jetstream.Msg)) {
 			it.Stop()
 			break
 		}
-		r.up.Store(false)
-		if ctx.Err() != nil {
-			return
-		}
-		// Reopen (provisioning the consumer again if it was deleted) with
-		// a growing pause until it works or the worker stops.
-		for attempt := 1; ctx.Err() == nil; attempt++ {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(min(time.Duration(attempt)*250*time.Millisecond, 5*time.Second)):
-			}
-			octx, cancel := context.WithTimeout(ctx, provisionAttempt)
-			err := r.open(octx)
-			cancel()
-			if err == nil {
-				log.Info().Msg("consumer reopened")
-				if ctx.Err() != nil {
-					r.drain() // Run drained the old iterator before this one existed
-				}
-				break
-			}
-			log.Warn().Err(err).Int("attempt", attempt).Msg("consumer reopen failed")
-		}
+		stop()
 	}
 }
 
-// drain stops fetching; what was fetched is still delivered.
-func (r *reader) drain() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.it != nil {
-		r.it.Drain()
+func (r *reader) open(ctx context.Context) (jetstream.MessagesContext, error) {
+	cons, err := ensureConsumer(ctx, r.w.js, r.stream, r.cfg)
+	if err != nil {
+		return nil, fmt.Errorf("consumer %s: %w", r.name, err)
 	}
-}
-
-func (r *reader) stop() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.it != nil {
-		r.it.Stop()
+	it, err := cons.Messages(jetstream.PullMaxMessages(r.max), jetstream.PullExpiry(5*time.Second))
+	if err != nil {
+		return nil, fmt.Errorf("consume %s: %w", r.name, err)
 	}
+	return it, nil
 }

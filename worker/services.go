@@ -3,89 +3,66 @@ package worker
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"sync"
-
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/promemoria/promemoria/outage"
 )
 
-// serviceCache mirrors the services' state from the bucket through a KV
-// watcher, so deciding a gap's reminders costs no round trip. A worker
-// writes its own changes through at once; other replicas' changes arrive
-// within milliseconds, and the restoration passes (run at the end of settle
-// and again SweepGrace later, each reading the state fresh) cover that lag.
-type serviceCache struct {
+// services is the leader's view of the ANAC services' states. The leader
+// is their only writer: it loads them all when it takes the lease and
+// keeps its own changes, so deciding a gap's reminders costs no round
+// trip.
+type services struct {
 	mu   sync.RWMutex
-	svcs map[string]cachedService
+	svcs map[string]*outage.Service
 }
 
-type cachedService struct {
-	svc *outage.Service
-	rev uint64
-}
+func newServices() *services { return &services{svcs: map[string]*outage.Service{}} }
 
-func newServiceCache() *serviceCache {
-	return &serviceCache{svcs: map[string]cachedService{}}
-}
-
-func (c *serviceCache) get(name string) (*outage.Service, bool) {
+// get returns the state of a service: up and never reported down if
+// unknown.
+func (c *services) get(name string) *outage.Service {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	cs, ok := c.svcs[name]
-	return cs.svc, ok
+	if s, ok := c.svcs[name]; ok {
+		return s
+	}
+	return &outage.Service{Name: name}
 }
 
-// put stores s if rev is newer than what the cache holds.
-func (c *serviceCache) put(s *outage.Service, rev uint64) {
+func (c *services) put(s *outage.Service) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if cur, ok := c.svcs[s.Name]; ok && cur.rev >= rev {
-		return
-	}
-	c.svcs[s.Name] = cachedService{svc: s, rev: rev}
+	c.svcs[s.Name] = s
 }
 
-// watch keeps the cache up to date until ctx ends.
-func (c *serviceCache) watch(ctx context.Context, kv jetstream.KeyValue, onErr func(error)) error {
-	wt, err := kv.Watch(ctx, "svc.>", jetstream.IgnoreDeletes())
+// loadServices reads every service's state from the bucket.
+func (w *Worker) loadServices(ctx context.Context) error {
+	cur, err := w.openCursor(ctx, "svc.>")
 	if err != nil {
 		return err
 	}
-	go func() {
-		defer func() { _ = wt.Stop() }()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case e, ok := <-wt.Updates():
-				if !ok {
-					return
-				}
-				if e == nil {
-					continue // end of the initial values
-				}
-				s := &outage.Service{}
-				if err := json.Unmarshal(e.Value(), s); err != nil {
-					onErr(err)
-					continue
-				}
-				c.put(s, e.Revision())
-			}
+	fresh := map[string]*outage.Service{}
+	for {
+		recs, err := cur.next(256)
+		if err != nil {
+			return fmt.Errorf("load services: %w", err)
 		}
-	}()
+		if len(recs) == 0 {
+			break
+		}
+		for _, r := range recs {
+			s := &outage.Service{}
+			if err := json.Unmarshal(r.raw, s); err != nil {
+				w.log.Error().Err(err).Str("key", r.key).Msg("service state undecodable")
+				continue
+			}
+			fresh[s.Name] = s
+		}
+	}
+	w.svcs.mu.Lock()
+	w.svcs.svcs = fresh
+	w.svcs.mu.Unlock()
 	return nil
-}
-
-// service returns the state of a service, from the cache when it has it.
-func (w *Worker) service(ctx context.Context, name string) (*outage.Service, error) {
-	if s, ok := w.svcs.get(name); ok {
-		return s, nil
-	}
-	s, rev, err := w.loadService(ctx, name)
-	if err != nil {
-		return nil, err
-	}
-	w.svcs.put(s, rev) // rev 0: never reported; the watcher replaces it
-	return s, nil
 }

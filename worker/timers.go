@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -18,96 +19,197 @@ import (
 // _promemoria.<prefix>.sched.<key> with "Nats-Schedule: @at <time>" makes
 // the server publish, at that time, a message on
 // _promemoria.<prefix>.fire.<key>, which the timer consumer receives. A new
-// schedule for a key replaces the old one; purging the schedule's subject
-// cancels it. The schedule lives in a stream, so it survives restarts.
+// schedule for a key replaces the old one. The schedule lives in a stream,
+// so it survives restarts.
 //
-// Keys are gap keys (gap.<service>.<kind>.<tender>.<lot>[.<operator>]),
-// restoration passes (pass.<service>.<n>) and the advice sweep (advise).
+// Their number does not grow with the gaps. A gap's next look (its
+// repeat or its escalation) is rounded up to a bucket of TimerResolution,
+// and one timer per service and bucket wakes every gap of that service
+// due by then: the gaps a restoration reminded together fall due together.
+// The other timers are the restoration passes of a service and the advice
+// sweep.
 
-// timerPayload is the body of a timer message.
-type timerPayload struct {
+// timerKind says what a timer is for.
+type timerKind string
+
+const (
+	// timerDue wakes the gaps of a service that fall due in a bucket.
+	timerDue timerKind = "due"
+	// timerPass is a restoration pass of a service.
+	timerPass timerKind = "pass"
+	// timerAdvise is the sweep that looks at every tender for an art. 25
+	// advice.
+	timerAdvise timerKind = "advise"
+	// timerGap is one gap's own timer, as versions before the batch
+	// pipeline set them: one that was pending at the upgrade still fires.
+	timerGap timerKind = "gap"
+)
+
+// timer is a durable timer, as it travels in its messages.
+type timer struct {
+	Kind    timerKind `json:"kind"`
+	Service string    `json:"service,omitempty"`
+	Pass    int       `json:"pass,omitempty"`
+	// GapKey names the gap of a timerGap.
+	GapKey string    `json:"gap_key,omitempty"`
+	At     time.Time `json:"at"`
+}
+
+// key names the timer: setting a timer of the same key replaces it.
+func (t timer) key() string {
+	switch t.Kind {
+	case timerDue:
+		return "due." + gap.Token(t.Service) + "." + strconv.FormatInt(t.At.Unix(), 10)
+	case timerPass:
+		return "pass." + gap.Token(t.Service) + "." + strconv.Itoa(t.Pass)
+	case timerGap:
+		return t.GapKey
+	}
+	return string(t.Kind)
+}
+
+// legacyTimer is the body of the timers of earlier versions: a key.
+type legacyTimer struct {
 	Key string    `json:"key"`
 	At  time.Time `json:"at"`
 }
 
-// schedule sets the durable timer of key to fire at at.
-func (w *Worker) schedule(ctx context.Context, key string, at time.Time) error {
-	msg := w.scheduleMsg(key, at)
-	if _, err := w.js.PublishMsg(ctx, msg); err != nil {
-		return fmt.Errorf("schedule %s at %s: %w", key, at.Format(time.RFC3339), err)
+// parseTimer reads a fired timer's body.
+func parseTimer(data []byte) (timer, error) {
+	var t timer
+	if err := json.Unmarshal(data, &t); err != nil {
+		return t, fmt.Errorf("timer body: %w", err)
 	}
-	w.metrics.timersSet.Add(1)
+	if t.Kind != "" {
+		return t, nil
+	}
+	var l legacyTimer
+	if err := json.Unmarshal(data, &l); err != nil || l.Key == "" {
+		return t, fmt.Errorf("timer body without kind or key: %q", data)
+	}
+	switch parts := strings.Split(l.Key, "."); {
+	case parts[0] == "gap":
+		return timer{Kind: timerGap, GapKey: l.Key, At: l.At}, nil
+	case parts[0] == "pass" && len(parts) == 3:
+		n, err := strconv.Atoi(parts[2])
+		if err != nil {
+			return t, fmt.Errorf("timer %q: malformed pass", l.Key)
+		}
+		return timer{Kind: timerPass, Service: gap.Untoken(parts[1]), Pass: n, At: l.At}, nil
+	case l.Key == string(timerAdvise):
+		return timer{Kind: timerAdvise, At: l.At}, nil
+	}
+	return t, fmt.Errorf("timer %q: unknown", l.Key)
+}
+
+// dueTimer returns the timer that wakes a gap of service due at wake: the
+// bucket of TimerResolution that ends at or after wake.
+func (o *Options) dueTimer(service string, wake time.Time) timer {
+	res := o.TimerResolution
+	at := wake.Truncate(res)
+	if at.Before(wake) {
+		at = at.Add(res)
+	}
+	return timer{Kind: timerDue, Service: service, At: at}
+}
+
+// timers sets durable timers, each due bucket once while it is pending.
+type timers struct {
+	js   jetstream.JetStream
+	opts *Options
+	m    *Metrics
+
+	mu    sync.Mutex
+	armed map[string]time.Time // due timers set by this leader and not fired yet
+}
+
+func newTimers(js jetstream.JetStream, o *Options, m *Metrics) *timers {
+	return &timers{js: js, opts: o, m: m, armed: map[string]time.Time{}}
+}
+
+// reset forgets what was set: a new leader sets again what it needs.
+func (ts *timers) reset() {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	clear(ts.armed)
+}
+
+// fired forgets a due timer that fired: a gap that needs its bucket again
+// (the timer fired early) sets it again.
+func (ts *timers) fired(t timer) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	delete(ts.armed, t.key())
+	for k, at := range ts.armed {
+		if at.Before(t.At.Add(-time.Hour)) { // long gone: fired while another replica led
+			delete(ts.armed, k)
+		}
+	}
+}
+
+// set sets the timers in one pipelined flush and waits for them to be
+// stored. A due timer already set by this leader is not set again.
+func (ts *timers) set(ctx context.Context, list []timer) error {
+	if len(list) == 0 {
+		return nil
+	}
+	var msgs []*nats.Msg
+	var keys []string
+	ts.mu.Lock()
+	for _, t := range list {
+		k := t.key()
+		if t.Kind == timerDue {
+			if _, ok := ts.armed[k]; ok {
+				continue
+			}
+			ts.armed[k] = t.At
+		}
+		keys = append(keys, k)
+		msgs = append(msgs, ts.msg(t))
+	}
+	ts.mu.Unlock()
+	if len(msgs) == 0 {
+		return nil
+	}
+	if _, err := publishAll(ctx, ts.js, msgs); err != nil {
+		ts.mu.Lock()
+		for _, k := range keys {
+			delete(ts.armed, k)
+		}
+		ts.mu.Unlock()
+		return fmt.Errorf("set timers: %w", err)
+	}
+	ts.m.timersSet.Add(int64(len(msgs)))
 	return nil
 }
 
-// scheduleMsg builds the message that sets key's timer to at.
-func (w *Worker) scheduleMsg(key string, at time.Time) *nats.Msg {
-	at = ceilSecond(at)
-	body, _ := json.Marshal(timerPayload{Key: key, At: at})
-	msg := nats.NewMsg(w.opts.timerSubject("sched", key))
+// msg builds the schedule of t.
+func (ts *timers) msg(t timer) *nats.Msg {
+	t.At = ceilSecond(t.At)
+	body, _ := json.Marshal(t)
+	key := t.key()
+	msg := nats.NewMsg(ts.opts.timerSubject("sched", key))
 	msg.Data = body
-	msg.Header.Set("Nats-Schedule", "@at "+ceilSecond(w.opts.ToServer(at)).UTC().Format(time.RFC3339))
-	msg.Header.Set("Nats-Schedule-Target", w.opts.timerSubject("fire", key))
+	msg.Header.Set("Nats-Schedule", "@at "+ceilSecond(ts.opts.ToServer(t.At)).UTC().Format(time.RFC3339))
+	msg.Header.Set("Nats-Schedule-Target", ts.opts.timerSubject("fire", key))
 	return msg
 }
 
-// cancelTimer removes the pending timer of key, if any.
-func (w *Worker) cancelTimer(ctx context.Context, key string) error {
-	if err := w.res.timers.Purge(ctx, jetstream.WithPurgeSubject(w.opts.timerSubject("sched", key))); err != nil {
-		return fmt.Errorf("cancel timer %s: %w", key, err)
+// ceilSecond rounds t up to a whole second: schedules have one-second
+// resolution, and firing late is safe where firing early is not.
+func ceilSecond(t time.Time) time.Time {
+	if t.IsZero() {
+		return t
 	}
-	return nil
-}
-
-// timerKey returns the key of a fired timer's subject.
-func (w *Worker) timerKey(subject string) string {
-	return strings.TrimPrefix(subject, w.opts.timerSubject("fire", ""))
-}
-
-// passKey names the n-th fan-out pass of a restoration of service.
-func passKey(service string, n int) string {
-	return "pass." + gap.Token(service) + "." + strconv.Itoa(n)
-}
-
-// adviceSweepKey names the timer of the sweep that looks at every tender
-// for an art. 25 advice after a restoration.
-const adviceSweepKey = "advise"
-
-// isServiceTimer reports whether key is a timer that looks at many records
-// (a restoration pass or the advice sweep) rather than one gap.
-func isServiceTimer(key string) bool { return strings.HasPrefix(key, "pass.") || key == adviceSweepKey }
-
-// timerRoute orders a gap's timer with the events of its tender.
-func timerRoute(key string) string {
-	// gap.<service>.<kind>.<tender>.…
-	parts := strings.SplitN(key, ".", 5)
-	if len(parts) >= 4 && parts[0] == "gap" {
-		return "t:" + parts[3]
+	if tr := t.Truncate(time.Second); !tr.Equal(t) {
+		return tr.Add(time.Second)
 	}
-	return key
+	return t
 }
 
-// handleTimer acts on a fired timer.
-func (w *Worker) handleTimer(ctx context.Context, msg jetstream.Msg, key string) error {
-	w.metrics.timersFired.Add(1)
-	switch {
-	case strings.HasPrefix(key, "gap."):
-		return w.syncGapOpts(ctx, key, nil, 0, nil, nil, 0, true)
-	case key == adviceSweepKey:
-		n, err := w.adviseAll(ctx, msg)
-		if err != nil {
-			return fmt.Errorf("advice sweep: %w", err)
-		}
-		w.log.Info().Int("tenders", n).Msg("advice sweep done")
-		return nil
-	case isServiceTimer(key):
-		parts := strings.Split(key, ".")
-		if len(parts) != 3 {
-			return fmt.Errorf("timer %q: malformed pass key", key)
-		}
-		n, _ := strconv.Atoi(parts[2])
-		return w.restorationPass(ctx, msg, gap.Untoken(parts[1]), n)
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
 	}
-	w.log.Warn().Str("timer", key).Msg("unknown timer ignored")
-	return nil
+	return b
 }

@@ -1,14 +1,20 @@
 // Package worker consumes promemoria's input events and durable timers from
 // NATS JetStream, keeps the state of services, tenders and gaps in a
-// JetStream key-value bucket under compare-and-set, and publishes reminders
-// with deterministic ids, so that any number of replicas can be killed and
-// restarted at any instant without losing or repeating a reminder.
+// JetStream key-value bucket, and publishes reminders with deterministic
+// ids, so that any number of replicas can be killed and restarted at any
+// instant without losing or repeating a reminder.
+//
+// One replica at a time does the work: the holder of a lease in the
+// bucket promemoria_worker_lease. It takes events in batches, reads the
+// records a batch needs in a few batched requests, decides everything in
+// memory, writes the changed records in one pipelined flush under
+// compare-and-set, publishes what follows, and acks (pipeline.go). The
+// other replicas stand by and take the lease over when it expires.
 package worker
 
 import (
 	"context"
 	"fmt"
-	"hash/fnv"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -18,24 +24,26 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
-	"github.com/promemoria/promemoria/events"
-	"github.com/promemoria/promemoria/gap"
+	"github.com/promemoria/promemoria/lease"
 )
 
 // Worker processes events and timers. Create it with New and start it with
-// Run; several Workers (in one process or many) may share one JetStream.
+// Run; several Workers (in one process or many) may share one JetStream:
+// one leads, the others stand by.
 type Worker struct {
-	opts    Options
-	nc      *nats.Conn
-	js      jetstream.JetStream
-	res     *resources
-	log     zerolog.Logger
-	metrics *Metrics
-	bound   atomic.Bool
-	now     func() time.Time
-	svcs    *serviceCache
-	docs    *docCache
-	readers []*reader
+	opts      Options
+	nc        *nats.Conn
+	js        jetstream.JetStream
+	res       *resources
+	log       zerolog.Logger
+	metrics   *Metrics
+	bound     atomic.Bool
+	leading   atomic.Bool
+	now       func() time.Time
+	store     *store
+	seenStore *store
+	timers    *timers
+	svcs      *services
 }
 
 // New provisions what the worker needs on JetStream (idempotently) and
@@ -47,7 +55,7 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Worker, error) {
 	if opts.Name == "" {
 		opts.Name, _ = os.Hostname()
 	}
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4*opts.BatchSize+4*opts.FanOut+1024))
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
@@ -55,179 +63,191 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Worker{
+	w := &Worker{
 		opts: opts, nc: nc, js: js, res: res, now: opts.Now,
-		log:     opts.Logger.With().Str("component", "worker").Str("worker", opts.Name).Logger(),
-		metrics: newMetrics(),
-		svcs:    newServiceCache(),
-		docs:    newDocCache(8192),
-	}, nil
+		log:       opts.Logger.With().Str("component", "worker").Str("worker", opts.Name).Logger(),
+		metrics:   newMetrics(),
+		store:     newStore(js, BucketState, opts.CacheSize),
+		seenStore: newStore(js, BucketSeen, 0),
+		svcs:      newServices(),
+	}
+	w.timers = newTimers(js, &w.opts, w.metrics)
+	return w, nil
 }
 
 // Metrics returns the worker's counters.
 func (w *Worker) Metrics() *Metrics { return w.metrics }
 
-// Ready reports whether the worker is connected and its consumers bound.
-func (w *Worker) Ready() bool {
-	if !w.bound.Load() || !w.nc.IsConnected() {
-		return false
-	}
-	for _, r := range w.readers {
-		if !r.up.Load() {
-			return false
-		}
-	}
-	return true
-}
+// Ready reports whether the worker is connected and running: leading, or
+// standing by to take over.
+func (w *Worker) Ready() bool { return w.bound.Load() && w.nc.IsConnected() }
 
-// job is one message routed to a shard.
-type job struct {
-	msg  jetstream.Msg
-	kind jobKind
-	ev   *events.Event
-	err  error  // why an input is invalid
-	key  string // timer key
-	done func() // called once processed
-}
+// Leading reports whether this worker holds the lease and does the work.
+func (w *Worker) Leading() bool { return w.leading.Load() }
 
-type jobKind int
+// leaseKey is the key of the workers' lease.
+const leaseKey = "worker"
 
-const (
-	jobEvent jobKind = iota + 1
-	jobTimer
-	jobInvalid
-)
-
-// Run consumes until ctx is cancelled, then stops fetching, finishes the
-// messages in flight (bounded by drainTimeout) and returns.
+// Run works until ctx is cancelled: it competes for the lease and, while
+// it holds it, consumes. Once ctx is cancelled it finishes the batch in
+// flight (bounded by DrainTimeout), gives back what it fetched and did not
+// start, releases the lease and returns.
 func (w *Worker) Run(ctx context.Context) error {
-	watchCtx, stopWatch := context.WithCancel(ctx)
-	defer stopWatch()
-	if err := w.svcs.watch(watchCtx, w.res.state, func(err error) {
-		w.log.Error().Err(err).Msg("service state undecodable")
-	}); err != nil {
-		return fmt.Errorf("watch services: %w", err)
+	l, err := lease.New(lease.Options{KV: w.res.lease, Key: leaseKey, Name: w.opts.Name, TTL: w.opts.LeaseTTL, Logger: w.log})
+	if err != nil {
+		return fmt.Errorf("worker lease: %w", err)
 	}
-	evReader := &reader{w: w, name: ConsumerEvent, stream: StreamEvents, cfg: w.opts.eventConsumer()}
-	tmReader := &reader{w: w, name: ConsumerTimer, stream: StreamTimers, cfg: w.opts.timerConsumer()}
-	if err := evReader.open(ctx); err != nil {
-		return err
-	}
-	if err := tmReader.open(ctx); err != nil {
-		evReader.stop()
-		return err
-	}
-	w.readers = []*reader{evReader, tmReader}
+	leaseCtx, stopLease := context.WithCancel(context.WithoutCancel(ctx))
+	leaseDone := make(chan struct{})
+	go func() { defer close(leaseDone); _ = l.Run(leaseCtx) }()
+	defer func() { stopLease(); <-leaseDone }()
+
 	w.bound.Store(true)
 	defer w.bound.Store(false)
-	w.log.Info().Str("prefix", w.opts.Subjects.Prefix).Int("concurrency", w.opts.Concurrency).Msg("worker started")
-
-	// Work runs on its own context so that in-flight messages complete
-	// after ctx is cancelled; it is cancelled if draining takes too long.
-	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelWork()
-
-	shards := make([]chan job, w.opts.Concurrency)
-	var wg sync.WaitGroup
-	for i := range shards {
-		shards[i] = make(chan job, 8)
-		wg.Add(1)
-		go func(ch chan job) {
-			defer wg.Done()
-			for j := range ch {
-				w.process(workCtx, j)
-				if j.done != nil {
-					j.done()
-				}
-			}
-		}(shards[i])
-	}
-	route := func(j job, key string) {
-		h := fnv.New32a()
-		h.Write([]byte(key))
-		shards[h.Sum32()%uint32(len(shards))] <- j
-	}
-
-	var readers, passes, evInflight sync.WaitGroup
-	readers.Add(2)
-	go func() {
-		defer readers.Done()
-		evReader.loop(ctx, func(msg jetstream.Msg) {
-			j, key := w.classifyEvent(msg)
-			if key == "svc" {
-				// A service change is a barrier: what was received before it
-				// is applied before it, what comes after sees it. Portal
-				// events are rare, so the pause costs nothing.
-				evInflight.Wait()
-				w.process(workCtx, j)
-				return
-			}
-			evInflight.Add(1)
-			j.done = evInflight.Done
-			route(j, key)
-		})
-	}()
-	go func() {
-		defer readers.Done()
-		tmReader.loop(ctx, func(msg jetstream.Msg) {
-			key := w.timerKey(msg.Subject())
-			j := job{msg: msg, kind: jobTimer, key: key}
-			if isServiceTimer(key) {
-				// A restoration's fan-out runs for a while: it gets its own
-				// goroutine rather than blocking a shard.
-				passes.Add(1)
-				go func() { defer passes.Done(); w.process(workCtx, j) }()
-				return
-			}
-			route(j, timerRoute(key))
-		})
-	}()
-
-	<-ctx.Done()
-	w.log.Info().Msg("worker draining")
-	w.bound.Store(false)
-	evReader.drain()
-	tmReader.drain()
-	readers.Wait()
-	for _, ch := range shards {
-		close(ch)
-	}
-	done := make(chan struct{})
-	go func() { wg.Wait(); passes.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(w.opts.DrainTimeout):
-		w.log.Warn().Msg("drain timed out: unfinished messages will be redelivered")
-		cancelWork()
-		<-done
+	w.log.Info().Str("prefix", w.opts.Subjects.Prefix).Int("batch_size", w.opts.BatchSize).Dur("lease_ttl", w.opts.LeaseTTL).
+		Msg("worker started: waiting for the lease")
+	for ctx.Err() == nil {
+		if err := l.Wait(ctx); err != nil {
+			break
+		}
+		w.lead(ctx, l)
 	}
 	w.log.Info().Msg("worker stopped")
 	return nil
 }
 
-// classifyEvent decodes an input message and returns its job and the key
-// that orders it: messages about one tender (or one service) are processed
-// one at a time, in the order received.
-func (w *Worker) classifyEvent(msg jetstream.Msg) (job, string) {
-	ev, err := events.Decode(msg.Data(), w.opts.Subjects.TypeOf(msg.Subject()), w.opts.Limits)
-	if err != nil {
-		return job{msg: msg, kind: jobInvalid, err: err}, msg.Subject()
+// lead consumes while this worker holds the lease and ctx lasts.
+func (w *Worker) lead(ctx context.Context, l *lease.Lease) {
+	w.leading.Store(true)
+	defer w.leading.Store(false)
+	w.log.Info().Msg("lease held: leading")
+	// A batch in flight completes after ctx is cancelled, on its own
+	// context, cancelled if it takes longer than DrainTimeout.
+	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	go func() {
+		select {
+		case <-ctx.Done():
+			select {
+			case <-time.After(w.opts.DrainTimeout):
+				w.log.Warn().Msg("drain timed out: unfinished messages will be redelivered")
+				cancelWork()
+			case <-workCtx.Done():
+			}
+		case <-workCtx.Done():
+		}
+	}()
+	// A new leader trusts nothing it remembers from an earlier lead.
+	w.store.cache.clear()
+	w.timers.reset()
+	if err := w.loadServices(workCtx); err != nil {
+		w.log.Error().Err(err).Msg("cannot load the services' states: trying again")
+		sleep(ctx, time.Second)
+		return
 	}
-	return job{msg: msg, kind: jobEvent, ev: ev}, routeKey(ev)
+
+	readCtx, stopRead := context.WithCancel(workCtx)
+	evCh := make(chan jetstream.Msg, w.opts.BatchSize)
+	tmCh := make(chan jetstream.Msg, 64)
+	readers := []*reader{
+		{w: w, name: ConsumerEvent, stream: StreamEvents, cfg: w.opts.eventConsumer(), ch: evCh, max: 2 * w.opts.BatchSize},
+		{w: w, name: ConsumerTimer, stream: StreamTimers, cfg: w.opts.timerConsumer(), ch: tmCh, max: 64},
+	}
+	var rwg sync.WaitGroup
+	for _, r := range readers {
+		rwg.Add(1)
+		go func() { defer rwg.Done(); r.run(readCtx) }()
+	}
+
+	var (
+		scans []*scan
+		carry *input // a portal event that ended the last batch
+	)
+	for ctx.Err() == nil && l.Held() {
+		if carry != nil {
+			w.processEvents(workCtx, []*input{carry})
+			carry = nil
+			continue
+		}
+		select {
+		case m := <-evCh:
+			var batch []*input
+			batch, carry = w.gather(m, evCh)
+			w.processEvents(workCtx, batch)
+		case m := <-tmCh:
+			if s := w.startTimer(workCtx, m); s != nil {
+				scans = append(scans, s)
+			}
+		default:
+			if len(scans) > 0 {
+				// One chunk of the oldest scan, then events again: a long
+				// restoration does not hold up new inputs.
+				if w.step(workCtx, scans[0]) {
+					scans = scans[1:]
+				}
+				continue
+			}
+			select {
+			case m := <-evCh:
+				var batch []*input
+				batch, carry = w.gather(m, evCh)
+				w.processEvents(workCtx, batch)
+			case m := <-tmCh:
+				if s := w.startTimer(workCtx, m); s != nil {
+					scans = append(scans, s)
+				}
+			case <-ctx.Done():
+			case <-time.After(w.opts.LeaseTTL / 6):
+			}
+		}
+	}
+	if !l.Held() && ctx.Err() == nil {
+		w.log.Warn().Msg("lease lost: standing by")
+	}
+	// Give back what was fetched and not done, so the next leader (or
+	// this one, restarted) has it at once rather than after the ack wait.
+	stopRead()
+	rwg.Wait()
+	if carry != nil {
+		_ = carry.msg.Nak()
+	}
+	for _, s := range scans {
+		_ = s.in.msg.Nak()
+	}
+	for _, ch := range []chan jetstream.Msg{evCh, tmCh} {
+		for len(ch) > 0 {
+			_ = (<-ch).Nak()
+		}
+	}
 }
 
-func routeKey(ev *events.Event) string {
-	switch p := ev.Payload.(type) {
-	case *events.TenderPublished:
-		return "t:" + gap.Token(p.TenderID)
-	case *events.CIGAssigned:
-		return "t:" + gap.Token(p.TenderID)
-	case *events.TenderCancelled:
-		return "t:" + gap.Token(p.TenderID)
-	case *events.AdmittedWithReserve:
-		return "t:" + gap.Token(p.TenderID)
-	case *events.ContributionPaid:
-		return "t:" + gap.Token(p.TenderID)
+// gather makes a batch of first and what else is waiting, up to
+// BatchSize. A portal event ends it: it is returned as carry, to be
+// applied alone once the batch is done.
+func (w *Worker) gather(first jetstream.Msg, ch <-chan jetstream.Msg) (batch []*input, carry *input) {
+	in := w.newInput(first)
+	if in.portal() {
+		return []*input{in}, nil
 	}
-	return "svc"
+	batch = append(batch, in)
+	for len(batch) < w.opts.BatchSize {
+		select {
+		case m := <-ch:
+			in := w.newInput(m)
+			if in.portal() {
+				return batch, in
+			}
+			batch = append(batch, in)
+		default:
+			return batch, nil
+		}
+	}
+	return batch, nil
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
 }
