@@ -31,92 +31,139 @@ type gapSync struct {
 	by string
 }
 
-// syncGap brings one gap in line, in named steps, and adds to u what it
-// decides: no round trip happens here.
+// gapState is one gap on its way through a unit: the record as stored
+// and the gap as it is being brought in line.
+type gapState struct {
+	cur                record
+	g                  gap.Gap
+	exists             bool // stored
+	started            bool // g holds the gap (stored, or created from a derivation)
+	wasOpen, wasExempt bool
+	replayed           bool
+	then               []outMsg
+}
+
+// loadGap decodes a stored gap (the load step).
+func loadGap(cur record) (*gapState, error) {
+	gs := &gapState{cur: cur, exists: cur.exists()}
+	if gs.exists {
+		if err := json.Unmarshal(cur.raw, &gs.g); err != nil {
+			return nil, fmt.Errorf("decode %s (revision %d): %w", cur.key, cur.rev, err)
+		}
+		gs.started, gs.wasOpen, gs.wasExempt = true, gs.g.Open, gs.g.Exempt
+	}
+	gs.g.Key = cur.key
+	return gs, nil
+}
+
+// syncGap brings one gap in line once: load, then one step, then commit.
+func (w *Worker) syncGap(u *unit, s gapSync) error {
+	gs, err := loadGap(s.cur)
+	if err != nil {
+		return err
+	}
+	if err := w.stepGap(u, gs, s); err != nil {
+		return err
+	}
+	return w.commitGap(u, gs, s.now)
+}
+
+// stepGap brings the gap of gs in line with one derivation (s.spec; nil
+// keeps the description), in named steps; several steps (one per event of
+// a batch about its tender) give the outcome of applying each event
+// alone. No round trip happens here.
 //
-//	load    decode the stored record, or start from the derivation
 //	replay  the actions the record says were sent lately, published again
-//	merge   fold in the fresh derivation (gap.Merge)
+//	        (once per unit)
+//	merge   fold in the fresh derivation (gap.Merge), or start from it
 //	plan    what to send now and when to look again (gap.Plan)
-//	arm     the due timer of the bucket of that time
-//	commit  a write of the record, if it changed, that carries the new
-//	        messages to publish once it is committed
 //
 // Resolved gaps are kept as closed records (never deleted), so a stale
 // derivation racing with the event that closed a gap finds it closed and
 // cannot open it again.
-func (w *Worker) syncGap(u *unit, s gapSync) error {
-	// load
-	var g gap.Gap
-	exists := s.cur.exists()
-	if exists {
-		if err := json.Unmarshal(s.cur.raw, &g); err != nil {
-			return fmt.Errorf("decode %s (revision %d): %w", s.cur.key, s.cur.rev, err)
-		}
-	} else {
+func (w *Worker) stepGap(u *unit, gs *gapState, s gapSync) error {
+	g := &gs.g
+	if !gs.started {
 		if s.spec == nil {
 			return nil // a gap that was never stored: nothing to do
 		}
-		g = *s.spec
+		*g = *s.spec
+		g.Key = gs.cur.key
 		g.TenderRevision = s.derived
+		gs.started = true
 	}
-	g.Key = s.cur.key
-	wasOpen, wasExempt := exists && g.Open, exists && g.Exempt
 	svc := s.svc
 	if svc == nil || svc.Name != g.Service {
 		svc = w.svcs.get(g.Service)
 	}
 
 	// replay
-	keep, replay := w.replayable(g.Pending, s.now, s.by)
-	for _, a := range replay {
-		m, err := w.reminderMsg(&g, svc, a, a.At)
-		if err != nil {
-			return err
+	if !gs.replayed {
+		gs.replayed = true
+		keep, replay := w.replayable(g.Pending, s.now, s.by)
+		g.Pending = keep
+		for _, a := range replay {
+			m, err := w.reminderMsg(g, svc, a, a.At)
+			if err != nil {
+				return err
+			}
+			u.after = append(u.after, m)
 		}
-		u.after = append(u.after, m)
 	}
 
 	// merge
-	if s.spec != nil && exists {
+	if s.spec != nil && gs.exists {
 		g.Merge(s.spec, s.derived)
 	}
 
 	// plan
-	d := gap.Plan(&g, svc, s.now, w.opts.Policy)
-	var then []outMsg
+	d := gap.Plan(g, svc, s.now, w.opts.Policy)
 	for _, a := range d.Actions {
 		g.Record(a, s.now)
 		a.At, a.By = s.now, s.by
-		keep = append(keep, a)
-		m, err := w.reminderMsg(&g, svc, a, s.now)
+		g.Pending = append(g.Pending, a)
+		m, err := w.reminderMsg(g, svc, a, s.now)
 		if err != nil {
 			return err
 		}
-		then = append(then, m)
+		gs.then = append(gs.then, m)
 	}
-	g.Pending = keep
 	g.WakeAt = ceilSecond(d.WakeAt)
+	// A gap created by this step counts as stored for the next steps: a
+	// later derivation merges into it.
+	gs.exists = true
+	return nil
+}
 
-	// arm
+// commitGap ends the sync of gs:
+//
+//	arm     the due timer of the bucket of the gap's next look
+//	commit  a write of the record, if it changed, that carries the new
+//	        messages to publish once it is committed
+func (w *Worker) commitGap(u *unit, gs *gapState, now time.Time) error {
+	if !gs.started {
+		return nil
+	}
+	g := &gs.g
 	if !g.WakeAt.IsZero() {
 		u.timers = append(u.timers, w.opts.dueTimer(g.Service, g.WakeAt))
 	}
-
-	// commit
-	val, err := json.Marshal(&g)
+	val, err := json.Marshal(g)
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", g.Key, err)
 	}
-	if exists && bytes.Equal(val, s.cur.raw) {
+	stored := gs.cur.exists()
+	if stored && bytes.Equal(val, gs.cur.raw) {
 		return nil
 	}
-	g.UpdatedAt = s.now
-	if val, err = json.Marshal(&g); err != nil {
+	g.UpdatedAt = now
+	if val, err = json.Marshal(g); err != nil {
 		return fmt.Errorf("encode %s: %w", g.Key, err)
 	}
-	u.writes = append(u.writes, &write{key: g.Key, rev: s.cur.rev, val: val, then: then,
-		committed: func() { w.gapChanged(&g, exists, wasOpen, wasExempt) }})
+	wasOpen, wasExempt := gs.wasOpen, gs.wasExempt
+	snapshot := *g
+	u.writes = append(u.writes, &write{key: g.Key, rev: gs.cur.rev, val: val, then: gs.then,
+		committed: func() { w.gapChanged(&snapshot, stored, wasOpen, wasExempt) }})
 	return nil
 }
 

@@ -290,8 +290,8 @@ type tenderWork struct {
 	ins     []*input
 	rec     record
 	t       *tender.Tender
-	specs   []gap.Gap
-	derived uint64 // the derivation number of specs (see plan)
+	keys    []string // of the gaps its events touch
+	derived uint64   // the derivation number of its gaps (see plan)
 	u       *unit
 }
 
@@ -358,11 +358,8 @@ func (w *Worker) plan(ctx context.Context, ins []*input, fresh bool) ([]*unit, e
 	// planned again from fresh reads.
 	var gkeys []string
 	for _, tw := range order {
-		if tw.u.err != nil || !tw.rec.exists() {
-			continue
-		}
-		for _, s := range tw.specs {
-			gkeys = append(gkeys, s.Key)
+		if tw.u.err == nil && tw.rec.exists() {
+			gkeys = append(gkeys, tw.keys...)
 		}
 	}
 	grecs, err := w.store.load(ctx, gkeys, fresh)
@@ -382,65 +379,107 @@ func (w *Worker) plan(ctx context.Context, ins []*input, fresh bool) ([]*unit, e
 	return units, nil
 }
 
-// applyTender merges the events of tw into its tender, in the order
-// received, and derives the gaps they can change.
+// applyTender merges the events of tw into a scratch copy of its tender
+// to find the gaps they can touch: their records are loaded before
+// planTender applies the events for good.
 func (w *Worker) applyTender(tw *tenderWork) error {
-	t := &tender.Tender{TenderID: tw.id}
-	if tw.rec.exists() {
-		if err := json.Unmarshal(tw.rec.raw, t); err != nil {
-			return fmt.Errorf("decode %s (revision %d): %w", tw.rec.key, tw.rec.rev, err)
-		}
+	t, err := w.decodeTender(tw)
+	if err != nil {
+		return err
 	}
-	var only []func(*gap.Gap) bool
-	all := false
+	keys := map[string]bool{}
 	for _, in := range tw.ins {
-		in.kind.apply(w, t, in.ev, in.first)
-		if in.kind.only == nil {
-			all = true
-		} else {
-			only = append(only, in.kind.only(in.ev.Payload))
+		in.kind.apply(w, t, in.ev, false)
+		for _, spec := range w.touched(t, in) {
+			if !keys[spec.Key] {
+				keys[spec.Key] = true
+				tw.keys = append(tw.keys, spec.Key)
+			}
 		}
 	}
-	tw.t, tw.derived = t, tw.rec.rev+1
-	for _, spec := range t.Gaps(w.tenderServices()) {
-		keep := all
-		for _, f := range only {
-			keep = keep || f(&spec)
-		}
-		if keep {
-			tw.specs = append(tw.specs, spec)
-		}
-	}
+	tw.derived = tw.rec.rev + 1
 	return nil
 }
 
-// planTender syncs the gaps of tw, decides its advice and writes the
+// decodeTender returns the stored tender of tw, or a new one.
+func (w *Worker) decodeTender(tw *tenderWork) (*tender.Tender, error) {
+	t := &tender.Tender{TenderID: tw.id}
+	if tw.rec.exists() {
+		if err := json.Unmarshal(tw.rec.raw, t); err != nil {
+			return nil, fmt.Errorf("decode %s (revision %d): %w", tw.rec.key, tw.rec.rev, err)
+		}
+	}
+	return t, nil
+}
+
+// touched returns the gaps of t that the input can change.
+func (w *Worker) touched(t *tender.Tender, in *input) []gap.Gap {
+	specs := t.Gaps(w.tenderServices())
+	if in.kind.only == nil {
+		return specs
+	}
+	only := in.kind.only(in.ev.Payload)
+	out := specs[:0]
+	for _, s := range specs {
+		if only(&s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// planTender applies the events of tw to its tender one by one, in the
+// order received, and after each brings the gaps it touches in line: the
+// outcome is that of applying each event alone, with one write per
+// changed record. It then decides the tender's advice and writes the
 // tender record if it changed.
 func (w *Worker) planTender(tw *tenderWork, grecs map[string]record, now time.Time) error {
 	u := tw.u
-	for i := range tw.specs {
-		spec := &tw.specs[i]
-		cur := record{key: spec.Key}
-		if r, ok := grecs[spec.Key]; ok {
-			cur = r
-		} else if r, ok := w.store.cache.get(spec.Key); ok {
-			cur = r
-		}
-		if err := w.syncGap(u, gapSync{cur: cur, spec: spec, derived: tw.derived, now: now}); err != nil {
-			return fmt.Errorf("gap %s: %w", spec.Key, err)
-		}
-	}
-	if err := w.advise(u, tw.t, now); err != nil {
+	t, err := w.decodeTender(tw)
+	if err != nil {
 		return err
 	}
-	after, err := json.Marshal(tw.t)
+	states := map[string]*gapState{}
+	var order []*gapState
+	for _, in := range tw.ins {
+		in.kind.apply(w, t, in.ev, in.first)
+		for _, spec := range w.touched(t, in) {
+			gs := states[spec.Key]
+			if gs == nil {
+				cur := record{key: spec.Key}
+				if r, ok := grecs[spec.Key]; ok {
+					cur = r
+				} else if r, ok := w.store.cache.get(spec.Key); ok {
+					cur = r
+				}
+				if gs, err = loadGap(cur); err != nil {
+					return err
+				}
+				states[spec.Key] = gs
+				order = append(order, gs)
+			}
+			if err := w.stepGap(u, gs, gapSync{cur: gs.cur, spec: &spec, derived: tw.derived, now: now}); err != nil {
+				return fmt.Errorf("gap %s: %w", spec.Key, err)
+			}
+		}
+	}
+	for _, gs := range order {
+		if err := w.commitGap(u, gs, now); err != nil {
+			return err
+		}
+	}
+	tw.t = t
+	if err := w.advise(u, t, now); err != nil {
+		return err
+	}
+	after, err := json.Marshal(t)
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", tw.rec.key, err)
 	}
 	if !tw.rec.exists() || !bytes.Equal(tw.rec.raw, after) {
 		u.writes = append(u.writes, &write{key: tw.rec.key, rev: tw.rec.rev, val: after})
 	}
-	w.logEvent(zerolog.DebugLevel, tw.ins[0].ev).Int("events", len(tw.ins)).Int("gaps", len(tw.specs)).Msg("events planned")
+	w.logEvent(zerolog.DebugLevel, tw.ins[0].ev).Int("events", len(tw.ins)).Int("gaps", len(order)).Msg("events planned")
 	return nil
 }
 
