@@ -2,7 +2,9 @@ package worker_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -53,6 +55,52 @@ func TestDuplicateEvents(t *testing.T) {
 	if n := len(b.out.all()); n != 1 {
 		b.out.dump()
 		t.Errorf("%d outputs, want 1", n)
+	}
+}
+
+// TestSameEventReserialised sends one event twice, the second time with
+// its data's keys in another order and spaced out, as another JSON library
+// would write it: it is the same event (a duplicate, applied once), not an
+// id reused for other content.
+func TestSameEventReserialised(t *testing.T) {
+	b := newBus(t)
+	rw := b.startWorker(testOptions(t))
+	at := time.Now().UTC().Truncate(time.Second)
+	tp := tenderB1("T-RESER")
+	b.publishWith(events.TypeTenderPublished, "reser-1", at, tp, false)
+	waitAcked(t, rw, 1)
+	var fields map[string]json.RawMessage
+	raw, _ := json.Marshal(tp)
+	if err := json.Unmarshal(raw, &fields); err != nil {
+		t.Fatal(err)
+	}
+	keys := make([]string, 0, len(fields))
+	for k := range fields {
+		keys = append(keys, k)
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(keys)))
+	var data bytes.Buffer
+	data.WriteString("{ ")
+	for i, k := range keys {
+		if i > 0 {
+			data.WriteString(" , ")
+		}
+		fmt.Fprintf(&data, "%q : %s", k, fields[k])
+	}
+	data.WriteString(" }")
+	if bytes.Equal(data.Bytes(), raw) {
+		t.Fatal("the re-serialised data is byte for byte the original: the test proves nothing")
+	}
+	env := events.Envelope{SpecVersion: "1.0", ID: "reser-1", Source: "test://portal", Type: events.TypeTenderPublished,
+		Time: at, DataContentType: "application/json", Data: data.Bytes()}
+	body, _ := json.Marshal(env)
+	b.publishRaw(events.Subjects{Prefix: "procurement"}.Of(events.TypeTenderPublished), body, "reser-1", false)
+	waitAcked(t, rw, 2)
+	if n := len(b.out.deadLetters()); n != 0 {
+		t.Errorf("%d dead letters: the same event re-serialised was taken for an id reused (%s)", n, b.out.deadLetters()[0].Dead.Reason)
+	}
+	if d := rw.w.Metrics().Snapshot().Duplicates; d != 1 {
+		t.Errorf("duplicates counted: %d, want 1", d)
 	}
 }
 

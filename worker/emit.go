@@ -213,14 +213,20 @@ func (w *Worker) eventMsg(typ events.Type, id string, now time.Time, data any) (
 	if err != nil {
 		return nil, err
 	}
-	env := events.Envelope{
+	// The envelope is written around the data rather than marshalled
+	// with it as a json.RawMessage, which encoding/json would validate and
+	// compact again: a tenth of the worker's time went there.
+	env, err := json.Marshal(events.Envelope{
 		SpecVersion: events.SpecVersion, ID: id, Source: Source, Type: typ,
-		Time: now.UTC(), DataContentType: events.ContentType, Data: raw,
-	}
-	body, err := json.Marshal(env)
+		Time: now.UTC(), DataContentType: events.ContentType, Data: json.RawMessage("null"),
+	})
 	if err != nil {
 		return nil, err
 	}
+	body := make([]byte, 0, len(env)+len(raw))
+	body = append(body, env[:len(env)-len(`null}`)]...)
+	body = append(body, raw...)
+	body = append(body, '}')
 	msg := nats.NewMsg(w.opts.Subjects.Of(typ))
 	msg.Data = body
 	msg.Header.Set(events.HeaderMsgID, id)

@@ -76,13 +76,17 @@ var kinds = map[events.Type]kind{
 	),
 	events.TypeTenderCancelled: tenderKind(
 		func(p *events.TenderCancelled) string { return p.TenderID },
-		func(_ *Worker, t *tender.Tender, ev *events.Event, p *events.TenderCancelled, _ bool) { t.Cancel(ev, p) },
+		func(_ *Worker, t *tender.Tender, ev *events.Event, p *events.TenderCancelled, _ bool) {
+			t.Cancel(ev, p)
+		},
 		nil,
 		func(l *zerolog.Event, _ *events.TenderCancelled) *zerolog.Event { return l },
 	),
 	events.TypeAdmittedWithReserve: tenderKind(
 		func(p *events.AdmittedWithReserve) string { return p.TenderID },
-		func(_ *Worker, t *tender.Tender, ev *events.Event, p *events.AdmittedWithReserve, _ bool) { t.Admitted(ev, p) },
+		func(_ *Worker, t *tender.Tender, ev *events.Event, p *events.AdmittedWithReserve, _ bool) {
+			t.Admitted(ev, p)
+		},
 		func(p *events.AdmittedWithReserve) func(*gap.Gap) bool {
 			return func(g *gap.Gap) bool {
 				return g.Kind == events.KindContribution && g.LotID == p.LotID && g.OperatorFiscalCode() == p.Operator.FiscalCode

@@ -3,7 +3,6 @@ package worker
 import (
 	"errors"
 	"fmt"
-	"runtime"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -30,8 +29,9 @@ type Options struct {
 	ContributionService string
 	// Services is what an empty services list in a portal event means.
 	Services []string
-	// Concurrency is how many goroutines plan a batch: decode stored
-	// records, apply events, write texts (default GOMAXPROCS).
+	// Concurrency is how many lanes take input events at once: each
+	// lane takes the events of its share of the tenders in batches, so
+	// one lane plans while another waits for the broker (default 4).
 	Concurrency int
 	// BatchSize is how many input events are taken, planned and committed
 	// together at most (default 500).
@@ -133,7 +133,7 @@ func (o *Options) setDefaults() error {
 		o.Services = DefaultServices()
 	}
 	if o.Concurrency <= 0 {
-		o.Concurrency = runtime.GOMAXPROCS(0)
+		o.Concurrency = 4
 	}
 	if o.BatchSize <= 0 {
 		o.BatchSize = 500

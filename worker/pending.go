@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -122,32 +121,38 @@ func Pending(ctx context.Context, kv jetstream.KeyValue, f PendingFilter, settle
 	if f.Kind != "" && f.Kind != events.KindCIG && f.Kind != events.KindContribution {
 		return nil, fmt.Errorf("%w: kind %q: want %s or %s", ErrBadFilter, f.Kind, events.KindCIG, events.KindContribution)
 	}
-	keys, err := listKeys(ctx, kv, pendingFilter(f))
-	if err != nil {
-		return nil, err
-	}
-	gaps, err := getGaps(ctx, kv, keys)
-	if err != nil {
-		return nil, err
-	}
 	services := map[string]*outage.Service{}
-	out := make([]PendingGap, 0, len(gaps))
-	for _, g := range gaps {
+	var out []PendingGap
+	err := eachRecord(ctx, kv, pendingFilter(f), func(key string, raw []byte, rev uint64) error {
+		if !f.All && closedIn(raw) {
+			return nil
+		}
+		g := &gap.Gap{}
+		if err := json.Unmarshal(raw, g); err != nil {
+			return fmt.Errorf("decode %s (revision %d): %w", key, rev, err)
+		}
+		if g.Key == "" {
+			g.Key = key
+		}
 		// The key filter already selected; these checks guard against a
 		// record whose content disagrees with its key.
 		if (!g.Open && !f.All) || (f.TenderID != "" && g.TenderID != f.TenderID) || (f.Kind != "" && g.Kind != f.Kind) ||
 			(f.Service != "" && g.Service != f.Service) {
-			continue
+			return nil
 		}
 		svc, ok := services[g.Service]
 		if !ok {
 			svc = &outage.Service{Name: g.Service}
 			if _, err := getJSON(ctx, kv, serviceKey(g.Service), svc); err != nil {
-				return nil, err
+				return err
 			}
 			services[g.Service] = svc
 		}
 		out = append(out, pendingOf(g, svc, settle, now))
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	slices.SortFunc(out, func(a, b PendingGap) int {
 		switch {
@@ -239,24 +244,12 @@ type ServiceStatus struct {
 // Services returns every service promemoria has seen, sorted by name: those
 // named by a portal event and those that open gaps wait for.
 func Services(ctx context.Context, kv jetstream.KeyValue) ([]ServiceStatus, error) {
-	svcKeys, err := listKeys(ctx, kv, "svc.>")
-	if err != nil {
-		return nil, err
-	}
-	gapKeys, err := listKeys(ctx, kv, "gap.>")
-	if err != nil {
-		return nil, err
-	}
 	byName := map[string]*ServiceStatus{}
-	for _, key := range svcKeys {
+	err := eachRecord(ctx, kv, "svc.>", func(key string, raw []byte, rev uint64) error {
 		name := gap.Untoken(strings.TrimPrefix(key, "svc."))
 		svc := &outage.Service{Name: name}
-		rev, err := getJSON(ctx, kv, key, svc)
-		if err != nil {
-			return nil, err
-		}
-		if rev == 0 {
-			continue // deleted since it was listed
+		if err := json.Unmarshal(raw, svc); err != nil {
+			return fmt.Errorf("decode %s (revision %d): %w", key, rev, err)
 		}
 		st := &ServiceStatus{
 			Name: name, Up: svc.Up(), UpSince: svc.UpSince(), DownSince: svc.DownSince(),
@@ -266,15 +259,16 @@ func Services(ctx context.Context, kv jetstream.KeyValue) ([]ServiceStatus, erro
 			st.LastOutage = &o
 		}
 		byName[name] = st
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	for _, key := range gapKeys {
+	err = eachRecord(ctx, kv, "gap.>", func(key string, raw []byte, _ uint64) error {
 		parts := strings.SplitN(key, ".", 3)
-		if len(parts) < 3 {
-			continue
-		}
 		// Resolved gaps stay as closed records: count the open ones only.
-		if e, err := kv.Get(ctx, key); err != nil || closedIn(e.Value()) {
-			continue
+		if len(parts) < 3 || closedIn(raw) {
+			return nil
 		}
 		name := gap.Untoken(parts[1])
 		st, ok := byName[name]
@@ -283,6 +277,10 @@ func Services(ctx context.Context, kv jetstream.KeyValue) ([]ServiceStatus, erro
 			byName[name] = st
 		}
 		st.OpenGaps++
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	out := make([]ServiceStatus, 0, len(byName))
 	for _, st := range byName {
@@ -292,72 +290,32 @@ func Services(ctx context.Context, kv jetstream.KeyValue) ([]ServiceStatus, erro
 	return out, nil
 }
 
-// listKeys returns the keys that match filter, each once (a listing may
-// report a key twice while it is being written).
-func listKeys(ctx context.Context, kv jetstream.KeyValue, filter string) ([]string, error) {
-	lister, err := kv.ListKeysFiltered(ctx, filter)
+// eachRecord calls fn with the latest value of every key of kv that
+// matches filter, streamed from the bucket (a watcher delivers the current
+// values, then the marker this stops at), so memory does not grow with
+// the number of keys. Deleted keys are skipped.
+func eachRecord(ctx context.Context, kv jetstream.KeyValue, filter string, fn func(key string, raw []byte, rev uint64) error) error {
+	wt, err := kv.Watch(ctx, filter, jetstream.IgnoreDeletes())
 	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", filter, err)
+		return fmt.Errorf("list %s: %w", filter, err)
 	}
-	defer func() { _ = lister.Stop() }()
-	seen := map[string]bool{}
-	var keys []string
+	defer func() { _ = wt.Stop() }()
 	for {
 		select {
-		case key, ok := <-lister.Keys():
+		case e, ok := <-wt.Updates():
 			if !ok {
-				slices.Sort(keys)
-				return keys, nil
+				return fmt.Errorf("list %s: watcher closed", filter)
 			}
-			if !seen[key] {
-				seen[key] = true
-				keys = append(keys, key)
+			if e == nil {
+				return nil // every current value was delivered
+			}
+			if err := fn(e.Key(), e.Value(), e.Revision()); err != nil {
+				return err
 			}
 		case <-ctx.Done():
-			return nil, fmt.Errorf("list %s: %w", filter, ctx.Err())
+			return fmt.Errorf("list %s: %w", filter, ctx.Err())
 		}
 	}
-}
-
-// getGaps loads the gaps at keys, a few at a time; a key purged since it
-// was listed is skipped.
-func getGaps(ctx context.Context, kv jetstream.KeyValue, keys []string) ([]*gap.Gap, error) {
-	const parallel = 16
-	gaps := make([]*gap.Gap, len(keys))
-	errs := make([]error, len(keys))
-	sem := make(chan struct{}, parallel)
-	var wg sync.WaitGroup
-	for i, key := range keys {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			e, err := kv.Get(ctx, key)
-			if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
-				return
-			}
-			if err != nil {
-				errs[i] = fmt.Errorf("get %s: %w", key, err)
-				return
-			}
-			g := &gap.Gap{}
-			if err := json.Unmarshal(e.Value(), g); err != nil {
-				errs[i] = fmt.Errorf("decode %s (revision %d): %w", key, e.Revision(), err)
-				return
-			}
-			if g.Key == "" {
-				g.Key = key
-			}
-			gaps[i] = g
-		}()
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return nil, err
-		}
-	}
-	return slices.DeleteFunc(gaps, func(g *gap.Gap) bool { return g == nil }), nil
 }
 
 // closedIn reports whether a stored gap record is closed.

@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"runtime"
 	"sync"
 	"time"
 
@@ -145,9 +147,11 @@ func (w *Worker) flush(ctx context.Context, units []*unit) error {
 	if err := w.publish(ctx, before); err != nil {
 		return err
 	}
+	t0 := time.Now()
 	if err := w.store.commit(ctx, ws); err != nil {
 		return err
 	}
+	traceStage("commit", len(ws), t0)
 	var after []outMsg
 	for _, u := range units {
 		if u.err != nil {
@@ -170,16 +174,23 @@ func (w *Worker) flush(ctx context.Context, units []*unit) error {
 // processEvents takes a batch of input events through the stages, until
 // every one is acked or given back to the broker.
 func (w *Worker) processEvents(ctx context.Context, ins []*input) {
+	t0 := time.Now()
+	defer func() { traceStage("batch", len(ins), t0) }()
 	if err := w.seen(ctx, ins); err != nil {
 		w.retryLater(ins, err)
 		return
 	}
 	todo := ins
 	for attempt := 0; len(todo) > 0; attempt++ {
+		t1 := time.Now()
+		traceStage("seen", len(ins), t0)
 		units, err := w.plan(ctx, todo, attempt > 0)
+		traceStage("plan", len(ins), t1)
+		t1 = time.Now()
 		if err == nil {
 			err = w.flush(ctx, units)
 		}
+		traceStage("flush", len(ins), t1)
 		if err != nil {
 			w.retryLater(todo, err)
 			return
@@ -342,16 +353,17 @@ func (w *Worker) plan(ctx context.Context, ins []*input, fresh bool) ([]*unit, e
 	for i, tw := range order {
 		keys[i] = tenderKey(tw.id)
 	}
+	t0 := time.Now()
 	trecs, err := w.store.load(ctx, keys, fresh)
 	if err != nil {
 		return nil, err
 	}
+	traceStage("load-tenders", len(keys), t0)
 	// Apply the events; find the gaps they touch.
-	w.parallel(len(order), func(i int) {
-		tw := order[i]
+	for _, tw := range order {
 		tw.rec = trecs[tenderKey(tw.id)]
 		tw.u.err = w.applyTender(tw)
-	})
+	}
 	// Load the gaps. A tender that is not stored has no gap stored either
 	// (its gaps are written with it): they are not read. Should one exist
 	// after all, its create fails the compare-and-set and the tender is
@@ -362,17 +374,17 @@ func (w *Worker) plan(ctx context.Context, ins []*input, fresh bool) ([]*unit, e
 			gkeys = append(gkeys, tw.keys...)
 		}
 	}
+	t0 = time.Now()
 	grecs, err := w.store.load(ctx, gkeys, fresh)
 	if err != nil {
 		return nil, err
 	}
-	w.parallel(len(order), func(i int) {
-		tw := order[i]
-		if tw.u.err != nil {
-			return
+	traceStage("load-gaps", len(gkeys), t0)
+	for _, tw := range order {
+		if tw.u.err == nil {
+			tw.u.err = w.planTender(tw, grecs, now)
 		}
-		tw.u.err = w.planTender(tw, grecs, now)
-	})
+	}
 	for _, tw := range order {
 		units = append(units, tw.u)
 	}
@@ -634,9 +646,9 @@ func backoff(deliveries uint64) time.Duration {
 	return min(d, 30*time.Second)
 }
 
-// parallel calls fn(0..n-1) on up to Concurrency goroutines.
-func (w *Worker) parallel(n int, fn func(i int)) {
-	procs := min(n, w.opts.Concurrency)
+// parallel calls fn(0..n-1) on up to GOMAXPROCS goroutines.
+func parallel(n int, fn func(i int)) {
+	procs := min(n, runtime.GOMAXPROCS(0))
 	if procs <= 1 {
 		for i := range n {
 			fn(i)
@@ -659,4 +671,12 @@ func (w *Worker) parallel(n int, fn func(i int)) {
 	}
 	close(next)
 	wg.Wait()
+}
+
+var traceOn = os.Getenv("PROMEMORIA_TRACE") != ""
+
+func traceStage(name string, n int, since time.Time) {
+	if traceOn {
+		fmt.Fprintf(os.Stderr, "TRACE %s n=%d %s\n", name, n, time.Since(since))
+	}
 }

@@ -286,7 +286,7 @@ func (w *Worker) gapChunk(ctx context.Context, recs []record, t timer, now time.
 			return err
 		}
 		units := make([]*unit, len(jobs))
-		w.parallel(len(jobs), func(i int) {
+		parallel(len(jobs), func(i int) {
 			j := jobs[i]
 			u := &unit{}
 			units[i] = u

@@ -15,6 +15,7 @@ package worker
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -159,61 +160,50 @@ func (w *Worker) lead(ctx context.Context, l *lease.Lease) {
 		go func() { defer rwg.Done(); r.run(readCtx) }()
 	}
 
-	var (
-		scans []*scan
-		carry *input // a portal event that ended the last batch
-	)
+	// Events go to lanes by tender: each lane takes its events in
+	// batches, in the order received, so the events of one tender are
+	// applied in order while the lanes overlap (one plans while another
+	// waits for the broker). A portal event is a barrier: what was received
+	// before it is applied before it, what comes after sees it.
+	lanes := make([]chan *input, w.opts.Concurrency)
+	var inflight, lwg sync.WaitGroup
+	for i := range lanes {
+		lanes[i] = make(chan *input, w.opts.BatchSize)
+		lwg.Add(1)
+		go func(ch chan *input) { defer lwg.Done(); w.lane(workCtx, ch, &inflight) }(lanes[i])
+	}
+	// Timers run beside the lanes, one at a time, a scan chunk by chunk.
+	twg := sync.WaitGroup{}
+	twg.Add(1)
+	go func() { defer twg.Done(); w.runTimers(ctx, workCtx, l, tmCh) }()
+
 	for ctx.Err() == nil && l.Held() {
-		if carry != nil {
-			w.processEvents(workCtx, []*input{carry})
-			carry = nil
-			continue
-		}
 		select {
 		case m := <-evCh:
-			var batch []*input
-			batch, carry = w.gather(m, evCh)
-			w.processEvents(workCtx, batch)
-		case m := <-tmCh:
-			if s := w.startTimer(workCtx, m); s != nil {
-				scans = append(scans, s)
-			}
-		default:
-			if len(scans) > 0 {
-				// One chunk of the oldest scan, then events again: a long
-				// restoration does not hold up new inputs.
-				if w.step(workCtx, scans[0]) {
-					scans = scans[1:]
-				}
+			in := w.newInput(m)
+			if in.portal() {
+				inflight.Wait()
+				w.processEvents(workCtx, []*input{in})
 				continue
 			}
-			select {
-			case m := <-evCh:
-				var batch []*input
-				batch, carry = w.gather(m, evCh)
-				w.processEvents(workCtx, batch)
-			case m := <-tmCh:
-				if s := w.startTimer(workCtx, m); s != nil {
-					scans = append(scans, s)
-				}
-			case <-ctx.Done():
-			case <-time.After(w.opts.LeaseTTL / 6):
-			}
+			inflight.Add(1)
+			lanes[laneOf(in, len(lanes))] <- in
+		case <-ctx.Done():
+		case <-time.After(w.opts.LeaseTTL / 6):
 		}
 	}
 	if !l.Held() && ctx.Err() == nil {
 		w.log.Warn().Msg("lease lost: standing by")
 	}
-	// Give back what was fetched and not done, so the next leader (or
+	// Give back what was fetched and not started, so the next leader (or
 	// this one, restarted) has it at once rather than after the ack wait.
 	stopRead()
 	rwg.Wait()
-	if carry != nil {
-		_ = carry.msg.Nak()
+	for _, ch := range lanes {
+		close(ch)
 	}
-	for _, s := range scans {
-		_ = s.in.msg.Nak()
-	}
+	lwg.Wait()
+	twg.Wait()
 	for _, ch := range []chan jetstream.Msg{evCh, tmCh} {
 		for len(ch) > 0 {
 			_ = (<-ch).Nak()
@@ -221,28 +211,61 @@ func (w *Worker) lead(ctx context.Context, l *lease.Lease) {
 	}
 }
 
-// gather makes a batch of first and what else is waiting, up to
-// BatchSize. A portal event ends it: it is returned as carry, to be
-// applied alone once the batch is done.
-func (w *Worker) gather(first jetstream.Msg, ch <-chan jetstream.Msg) (batch []*input, carry *input) {
-	in := w.newInput(first)
-	if in.portal() {
-		return []*input{in}, nil
+// laneOf returns the lane of an input: by tender, so that one tender's
+// events stay in order.
+func laneOf(in *input, n int) int {
+	key := in.msg.Subject()
+	if in.ev != nil {
+		key = in.kind.tender(in.ev.Payload)
 	}
-	batch = append(batch, in)
-	for len(batch) < w.opts.BatchSize {
-		select {
-		case m := <-ch:
-			in := w.newInput(m)
-			if in.portal() {
-				return batch, in
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	return int(h.Sum32() % uint32(n))
+}
+
+// lane processes the inputs of ch in batches of what is waiting, up to
+// BatchSize, until ch is closed.
+func (w *Worker) lane(ctx context.Context, ch <-chan *input, inflight *sync.WaitGroup) {
+	for first := range ch {
+		batch := []*input{first}
+	gather:
+		for len(batch) < w.opts.BatchSize {
+			select {
+			case in, ok := <-ch:
+				if !ok {
+					break gather
+				}
+				batch = append(batch, in)
+			default:
+				break gather
 			}
-			batch = append(batch, in)
-		default:
-			return batch, nil
+		}
+		w.processEvents(ctx, batch)
+		for range batch {
+			inflight.Done()
 		}
 	}
-	return batch, nil
+}
+
+// runTimers handles fired timers one at a time while the lease is held:
+// a timer that concerns many records runs as a scan, chunk by chunk.
+func (w *Worker) runTimers(ctx, workCtx context.Context, l *lease.Lease, ch <-chan jetstream.Msg) {
+	for ctx.Err() == nil && l.Held() {
+		select {
+		case m := <-ch:
+			s := w.startTimer(workCtx, m)
+			for s != nil && !w.step(workCtx, s) {
+				if ctx.Err() != nil || !l.Held() {
+					// Given back: the next leader runs it again, and what
+					// it committed is known by its key.
+					_ = s.in.msg.Nak()
+					return
+				}
+			}
+		case <-ctx.Done():
+		case <-time.After(w.opts.LeaseTTL / 6):
+		}
+	}
 }
 
 func sleep(ctx context.Context, d time.Duration) {
