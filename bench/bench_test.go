@@ -67,6 +67,50 @@ func TestBenchSmoke(t *testing.T) {
 	}
 }
 
+// TestProcessSmoke runs the process measurements (-only process) at a
+// small size: it builds promemoria and the nats-server, runs the steady
+// stream's ceiling and promemoria's process against a nats-server process
+// over TCP, and a fan-out with a restart, and checks the counts, never
+// speed. It adds about 10 s to the smoke (the build is mostly cached: go vet
+// and the reliability tests build the same).
+func TestProcessSmoke(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	start := time.Now()
+	bin, err := BuildBinaries(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("binaries built in %s", time.Since(start).Round(time.Millisecond))
+	o := ProcessOptions{Options: Options{Dir: t.TempDir(), Log: t.Logf, Stall: 30 * time.Second, Timeout: 2 * time.Minute}, Bin: bin}
+	const events, gaps = 2000, 1000
+
+	for _, sys := range []System{Ceiling, Promemoria} {
+		r, err := RunProcessSteady(ctx, sys, events, o)
+		if err != nil {
+			t.Fatalf("process steady %s: %v", sys, err)
+		}
+		if r.Events != events || !r.Check.OK() || r.Check.Got == 0 || r.Elapsed <= 0 || r.ServerCPU <= 0 {
+			t.Errorf("process steady %s: %d events, check %s, elapsed %s, server CPU %s", sys, r.Events, r.Check, r.Elapsed, r.ServerCPU)
+		}
+		if sys == Promemoria && (r.Check.Got != r.Check.Expected || r.Ready <= 0 || r.Mem.Peak <= 0 || r.Load.TotalWrites() == 0) {
+			t.Errorf("process steady: %d outputs stored, %d expected; ready %s, peak RSS %d, writes %v", r.Check.Got, r.Check.Expected, r.Ready, r.Mem.Peak, r.Load.Writes)
+		}
+	}
+
+	f, err := RunProcessFanOut(ctx, gaps, o)
+	if err != nil {
+		t.Fatalf("process fan-out: %v", err)
+	}
+	if f.CIG+f.Contribution != gaps || f.Advices == 0 || !f.Check.OK() || f.Check.Got != gaps+f.Advices {
+		t.Errorf("process fan-out: %d CIG + %d contribution gaps, %d advices, check %s", f.CIG, f.Contribution, f.Advices, f.Check)
+	}
+	if f.Elapsed <= 0 || f.Restart <= 0 || f.Ceiling <= 0 || f.MemLoad.Peak <= 0 || f.MemFanOut.Peak <= 0 || f.ServerMemFanOut.Peak <= 0 {
+		t.Errorf("process fan-out: %+v", f)
+	}
+	t.Logf("process smoke took %s", time.Since(start).Round(time.Millisecond))
+}
+
 // The Go benchmarks run one measurement of b.N events (or gaps) on a fresh
 // embedded server; the timer runs only during the measured phase, so ns/op
 // is the time per event (or per gap). Run them on their own, for example:

@@ -15,6 +15,12 @@
 // open gaps on disk. Every run checks what it produced: a figure is only
 // reported for a run whose outputs are the expected ones, each once.
 //
+// RunProcessSteady and RunProcessFanOut measure promemoria as it is
+// deployed instead: the promemoria binary as a process of its own
+// (`promemoria serve --nats-url`) against a nats-server process, over
+// loopback TCP, with the ceiling's consume + ack over TCP from this
+// process, and CPU and peak RSS read per process.
+//
 // cmd/bench prints the table; bench_test.go holds the Go benchmarks and the
 // CI smoke test.
 package bench
@@ -242,8 +248,11 @@ type Mem struct {
 }
 
 // ReadMem reads /proc/self/status.
-func ReadMem() (Mem, error) {
-	b, err := os.ReadFile("/proc/self/status")
+func ReadMem() (Mem, error) { return readMem("/proc/self/status") }
+
+// readMem reads VmRSS and VmHWM from a /proc/<pid>/status file.
+func readMem(path string) (Mem, error) {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return Mem{}, err
 	}
@@ -255,7 +264,7 @@ func ReadMem() (Mem, error) {
 		}
 		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(val), " kB"), 10, 64)
 		if err != nil {
-			return Mem{}, fmt.Errorf("/proc/self/status %s: %w", field, err)
+			return Mem{}, fmt.Errorf("%s %s: %w", path, field, err)
 		}
 		if field == "VmRSS" {
 			m.RSS = kb << 10
@@ -287,15 +296,20 @@ func (e *Env) ReadTraffic(ctx context.Context, js jetstream.JetStream) (Traffic,
 		return t, err
 	}
 	t.MsgsIn = v.InMsgs
+	return t, readSeqs(ctx, js, &t)
+}
+
+// readSeqs reads the last sequence of every stream into t.
+func readSeqs(ctx context.Context, js jetstream.JetStream, t *Traffic) error {
 	names := js.StreamNames(ctx)
 	for name := range names.Name() {
 		s, err := js.Stream(ctx, name)
 		if err != nil {
-			return t, err
+			return err
 		}
 		t.Seqs[name] = s.CachedInfo().State.LastSeq
 	}
-	return t, names.Err()
+	return names.Err()
 }
 
 // Load is what a measured phase cost the server.

@@ -144,10 +144,7 @@ func RunFanOut(ctx context.Context, n int, o FanOutOptions) (*FanOutResult, erro
 	_ = ResetPeak()
 
 	// The restoration.
-	want := map[string]uint64{
-		Subjects.Of(events.TypeReminderCIG): uint64(res.CIG), Subjects.Of(events.TypeReminderContribution): uint64(res.Contribution),
-		Subjects.Of(events.TypeAdviceExtension): uint64(res.Advices),
-	}
+	want := outageWant(res.CIG, res.Contribution, res.Advices)
 	before, err := env.ReadTraffic(ctx, obs)
 	if err != nil {
 		return nil, err
@@ -159,48 +156,11 @@ func RunFanOut(ctx context.Context, n int, o FanOutOptions) (*FanOutResult, erro
 		stopProfile()
 		return nil, err
 	}
-	ready := upAt.Add(o.Settle)
-	var first time.Time
-	lastTotal, lastMove := uint64(0), time.Now()
-	for {
-		counts, err := SubjectCounts(ctx, obs, worker.StreamOutput, Prefix+".>")
-		if err != nil {
-			stopProfile()
-			return nil, err
-		}
-		now := time.Now()
-		var total uint64
-		for subj, c := range counts {
-			total += c
-			if c > want[subj] {
-				stopProfile()
-				return nil, fmt.Errorf("fan-out %d: %d messages on %s, want %d (all: %v)", n, c, subj, want[subj], counts)
-			}
-		}
-		reminders := counts[Subjects.Of(events.TypeReminderCIG)] + counts[Subjects.Of(events.TypeReminderContribution)]
-		if reminders > 0 && first.IsZero() {
-			first = now
-		}
-		// The figure is the reminders'; the advices, which the same pass
-		// sends after them, are waited for but not timed.
-		if reminders == uint64(n) && res.Elapsed == 0 {
-			res.Elapsed, res.First, res.CPU = now.Sub(ready), first.Sub(ready), CPUTime()-cpu
-		}
-		if total == uint64(n+res.Advices) {
-			break
-		}
-		if total != lastTotal {
-			lastTotal, lastMove = total, now
-		} else if now.Sub(lastMove) > o.Stall+o.Settle {
-			stopProfile()
-			return nil, fmt.Errorf("fan-out %d stalled for %s at %d of %d reminders", n, o.Stall, total, n)
-		}
-		if err := sleep(ctx, 10*time.Millisecond); err != nil {
-			stopProfile()
-			return nil, fmt.Errorf("fan-out %d: %w at %d of %d reminders", n, err, total, n)
-		}
-	}
+	res.Elapsed, res.First, err = awaitRestoration(ctx, obs, n, want, upAt.Add(o.Settle), o.Stall+o.Settle, func() { res.CPU = CPUTime() - cpu })
 	stopProfile()
+	if err != nil {
+		return nil, err
+	}
 	if res.MemFanOut, err = ReadMem(); err != nil {
 		return nil, err
 	}
@@ -230,32 +190,7 @@ func RunFanOut(ctx context.Context, n int, o FanOutOptions) (*FanOutResult, erro
 	}
 	res.AvgBytes = int(info.State.Bytes / max(info.State.Msgs, 1))
 	if o.Verify {
-		expect := make(map[string]int, n)
-		gen := NewOutage(n, base)
-		for {
-			in, ok := gen.Next()
-			if !ok {
-				break
-			}
-			var env events.Envelope
-			_ = json.Unmarshal(in.Body, &env)
-			switch env.Type {
-			case events.TypeTenderPublished:
-				var p events.TenderPublished
-				_ = json.Unmarshal(env.Data, &p)
-				for _, l := range p.Lots {
-					if l.CIG == "" {
-						expect[Output{Type: events.TypeReminderCIG, TenderID: p.TenderID, LotID: l.LotID}.Key()]++
-					}
-				}
-				expect[Output{Type: events.TypeAdviceExtension, TenderID: p.TenderID}.Key()]++
-			case events.TypeAdmittedWithReserve:
-				var p events.AdmittedWithReserve
-				_ = json.Unmarshal(env.Data, &p)
-				expect[Output{Type: events.TypeReminderContribution, TenderID: p.TenderID, LotID: p.LotID, OperatorFiscalCode: p.Operator.FiscalCode}.Key()]++
-			}
-		}
-		if res.Check, err = CheckOutputs(ctx, obs, expect); err != nil {
+		if res.Check, err = CheckOutputs(ctx, obs, outageExpect(n, base)); err != nil {
 			return nil, err
 		}
 	} else {
@@ -276,7 +211,7 @@ func RunFanOut(ctx context.Context, n int, o FanOutOptions) (*FanOutResult, erro
 	}
 
 	if o.Ceiling {
-		if res.Ceiling, err = ceilingPublish(ctx, env, n, res.AvgBytes); err != nil {
+		if res.Ceiling, err = ceilingPublish(ctx, env, env.Cfg.DedupWindow, n, res.AvgBytes); err != nil {
 			return nil, fmt.Errorf("ceiling: %w", err)
 		}
 		o.Log("fan-out %d: ceiling (raw async publish of %d × %d bytes) %s", n, n, res.AvgBytes, res.Ceiling.Round(time.Millisecond))
@@ -293,17 +228,108 @@ func RunFanOut(ctx context.Context, n int, o FanOutOptions) (*FanOutResult, erro
 	return res, nil
 }
 
+// outageWant counts the outputs of the restoration of NewOutage's gaps by
+// subject.
+func outageWant(cig, contribution, advices int) map[string]uint64 {
+	return map[string]uint64{
+		Subjects.Of(events.TypeReminderCIG): uint64(cig), Subjects.Of(events.TypeReminderContribution): uint64(contribution),
+		Subjects.Of(events.TypeAdviceExtension): uint64(advices),
+	}
+}
+
+// awaitRestoration polls the output stream after portal.up until it holds
+// want (the first reminders of n gaps and the advices) and returns the
+// time from ready until every first reminder was stored, and until the
+// first one was. reminded is called the moment every first reminder is
+// seen. The advices, which the same pass sends after the reminders, are
+// waited for but not timed. A count above want is an error.
+func awaitRestoration(ctx context.Context, obs jetstream.JetStream, n int, want map[string]uint64, ready time.Time, stall time.Duration, reminded func()) (elapsed, first time.Duration, err error) {
+	var all uint64
+	for _, c := range want {
+		all += c
+	}
+	var firstAt time.Time
+	lastTotal, lastMove := uint64(0), time.Now()
+	for {
+		counts, err := SubjectCounts(ctx, obs, worker.StreamOutput, Prefix+".>")
+		if err != nil {
+			return 0, 0, err
+		}
+		now := time.Now()
+		var total uint64
+		for subj, c := range counts {
+			total += c
+			if c > want[subj] {
+				return 0, 0, fmt.Errorf("fan-out %d: %d messages on %s, want %d (all: %v)", n, c, subj, want[subj], counts)
+			}
+		}
+		reminders := counts[Subjects.Of(events.TypeReminderCIG)] + counts[Subjects.Of(events.TypeReminderContribution)]
+		if reminders > 0 && firstAt.IsZero() {
+			firstAt = now
+		}
+		if reminders == uint64(n) && elapsed == 0 {
+			elapsed, first = now.Sub(ready), firstAt.Sub(ready)
+			if reminded != nil {
+				reminded()
+			}
+		}
+		if total == all {
+			return elapsed, first, nil
+		}
+		if total != lastTotal {
+			lastTotal, lastMove = total, now
+		} else if now.Sub(lastMove) > stall {
+			return 0, 0, fmt.Errorf("fan-out %d stalled for %s at %d of %d outputs", n, stall, total, all)
+		}
+		if err := sleep(ctx, 10*time.Millisecond); err != nil {
+			return 0, 0, fmt.Errorf("fan-out %d: %w at %d of %d outputs", n, err, total, all)
+		}
+	}
+}
+
+// outageExpect returns the outputs the restoration of NewOutage(n, base)'s
+// gaps must store, by Output.Key: each gap's first reminder and one
+// advice per tender.
+func outageExpect(n int, base time.Time) map[string]int {
+	expect := make(map[string]int, n)
+	gen := NewOutage(n, base)
+	for {
+		in, ok := gen.Next()
+		if !ok {
+			return expect
+		}
+		var env events.Envelope
+		_ = json.Unmarshal(in.Body, &env)
+		switch env.Type {
+		case events.TypeTenderPublished:
+			var p events.TenderPublished
+			_ = json.Unmarshal(env.Data, &p)
+			for _, l := range p.Lots {
+				if l.CIG == "" {
+					expect[Output{Type: events.TypeReminderCIG, TenderID: p.TenderID, LotID: l.LotID}.Key()]++
+				}
+			}
+			expect[Output{Type: events.TypeAdviceExtension, TenderID: p.TenderID}.Key()]++
+		case events.TypeAdmittedWithReserve:
+			var p events.AdmittedWithReserve
+			_ = json.Unmarshal(env.Data, &p)
+			expect[Output{Type: events.TypeReminderContribution, TenderID: p.TenderID, LotID: p.LotID, OperatorFiscalCode: p.Operator.FiscalCode}.Key()]++
+		}
+	}
+}
+
 // ceilingPublish publishes n messages of size bytes with distinct
-// deduplication ids to a fresh stream configured like the output stream,
-// asynchronously, and returns how long until all were acked.
-func ceilingPublish(ctx context.Context, env *Env, n, size int) (time.Duration, error) {
+// deduplication ids (window dedup) to a fresh stream configured like the
+// output stream, asynchronously, and returns how long until all were
+// acked.
+func ceilingPublish(ctx context.Context, env connector, dedup time.Duration, n, size int) (time.Duration, error) {
 	js, err := env.JetStream("ceiling-setup")
 	if err != nil {
 		return 0, err
 	}
 	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name: "BENCH_CEILING", Subjects: []string{"bench.ceiling.>"}, Storage: jetstream.FileStorage,
-		Duplicates: env.Cfg.DedupWindow, MaxAge: 30 * 24 * time.Hour,
+		Duplicates: dedup, MaxAge: 30 * 24 * time.Hour,
 	}); err != nil {
 		return 0, err
 	}

@@ -133,7 +133,13 @@ type publisher struct {
 	errs []error
 }
 
-func newPublisher(env *Env, name string) (*publisher, error) {
+// connector opens JetStream contexts on a server: the embedded one (Env)
+// or an external process (NATSProcess).
+type connector interface {
+	JetStream(name string, opts ...jetstream.JetStreamOpt) (jetstream.JetStream, error)
+}
+
+func newPublisher(env connector, name string) (*publisher, error) {
 	p := &publisher{}
 	js, err := env.JetStream(name, jetstream.WithPublishAsyncMaxPending(4096),
 		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, err error) {
@@ -208,36 +214,18 @@ func RunSteady(ctx context.Context, sys System, n int, o Options) (*SteadyResult
 	}
 
 	res := &SteadyResult{System: sys}
-	gen := NewStream(o.Seed, time.Now().Add(-time.Hour), time.Microsecond, DefaultMix())
-	expect := map[string]int{}
-	start := time.Now()
-	for range n {
-		in := gen.Next()
-		if err := pub.async(in.Subject, in.MsgID, in.Body); err != nil {
-			return nil, err
-		}
-		if sys == Promemoria {
-			for _, out := range in.Expect {
-				expect[out.Key()]++
-			}
-		}
-	}
-	if err := pub.wait(ctx); err != nil {
+	load, err := loadSteady(ctx, pub, obs, n, sys == Promemoria, o)
+	if err != nil {
 		return nil, err
 	}
-	res.Publish = time.Since(start)
-	res.Events, res.Unique = gen.Stats.Events, gen.Stats.Unique
-	if err := streamHolds(ctx, obs, worker.StreamEvents, uint64(n)); err != nil {
-		return nil, err
-	}
+	expect := load.expect
+	res.Publish, res.Events, res.Unique = load.publish, load.stats.Events, load.stats.Unique
 	o.Log("%s: %d inputs published in %s (%.0f/s); consuming", sys, n, res.Publish.Round(time.Millisecond), res.PublishRate())
 
 	want := map[string]uint64{}
 	switch sys {
 	case Promemoria:
-		for t, c := range gen.Stats.Expected {
-			want[Subjects.Of(t)] = uint64(c)
-		}
+		want = load.want
 	case Naive:
 		want[NaiveSubject] = uint64(res.Unique)
 	}
@@ -247,7 +235,7 @@ func RunSteady(ctx context.Context, sys System, n int, o Options) (*SteadyResult
 	}
 	stopProfile := o.measure()
 	cpu := CPUTime()
-	start = time.Now()
+	start := time.Now()
 	if err := inst.start(ctx); err != nil {
 		stopProfile()
 		return nil, err
@@ -298,6 +286,45 @@ func RunSteady(ctx context.Context, sys System, n int, o Options) (*SteadyResult
 		return res, fmt.Errorf("%s: wrong outputs: %s", sys, res.Check)
 	}
 	return res, nil
+}
+
+// steadyLoad is the steady stream, published.
+type steadyLoad struct {
+	// expect counts promemoria's expected outputs by Output.Key (if asked
+	// for); want by subject.
+	expect map[string]int
+	want   map[string]uint64
+	stats  StreamStats
+	// publish is how long the raw asynchronous publish took.
+	publish time.Duration
+}
+
+// loadSteady publishes n inputs of the steady stream with pub, waits until
+// every one is acked and checks that the input stream holds them.
+func loadSteady(ctx context.Context, pub *publisher, obs jetstream.JetStream, n int, expect bool, o Options) (*steadyLoad, error) {
+	l := &steadyLoad{expect: map[string]int{}, want: map[string]uint64{}}
+	gen := NewStream(o.Seed, time.Now().Add(-time.Hour), time.Microsecond, DefaultMix())
+	start := time.Now()
+	for range n {
+		in := gen.Next()
+		if err := pub.async(in.Subject, in.MsgID, in.Body); err != nil {
+			return nil, err
+		}
+		if expect {
+			for _, out := range in.Expect {
+				l.expect[out.Key()]++
+			}
+		}
+	}
+	if err := pub.wait(ctx); err != nil {
+		return nil, err
+	}
+	l.publish = time.Since(start)
+	l.stats = gen.Stats
+	for t, c := range gen.Stats.Expected {
+		l.want[Subjects.Of(t)] = uint64(c)
+	}
+	return l, streamHolds(ctx, obs, worker.StreamEvents, uint64(n))
 }
 
 // streamHolds checks that stream stores exactly n messages.

@@ -104,14 +104,7 @@ func setup(ctx context.Context, env *Env, sys System) (*instance, error) {
 			return nil, err
 		}
 	}
-	cfg := jetstream.ConsumerConfig{
-		Durable: sys.Consumer(), AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-	}
-	if sys == Ceiling {
-		cfg.MaxAckPending = CeilingMaxAckPending
-	}
-	in.cons, err = js.CreateOrUpdateConsumer(ctx, worker.StreamEvents, cfg)
+	in.cons, err = js.CreateOrUpdateConsumer(ctx, worker.StreamEvents, consumerConfig(sys))
 	if err != nil {
 		return nil, err
 	}
@@ -123,6 +116,19 @@ func setup(ctx context.Context, env *Env, sys System) (*instance, error) {
 		in.naive = &naiveWorker{js: js, kv: kv, revs: map[string]uint64{}, limits: events.DefaultLimits()}
 	}
 	return in, nil
+}
+
+// consumerConfig is the durable consumer of the input stream of the
+// ceiling and of the naive worker.
+func consumerConfig(sys System) jetstream.ConsumerConfig {
+	cfg := jetstream.ConsumerConfig{
+		Durable: sys.Consumer(), AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	}
+	if sys == Ceiling {
+		cfg.MaxAckPending = CeilingMaxAckPending
+	}
+	return cfg
 }
 
 // start begins consuming.

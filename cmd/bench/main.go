@@ -10,6 +10,14 @@
 // Each figure is the median of -runs runs. Fan-out, memory and restart
 // runs each happen in a fresh subprocess (the binary re-executes itself),
 // so that peak RSS readings do not mix.
+//
+// -only process runs promemoria as it is deployed instead: its own process
+// (`promemoria serve --nats-url`) against a nats-server process, over
+// loopback TCP, both built with `go build` (or given with -promemoria-bin
+// and -nats-server-bin):
+//
+//	go run ./cmd/bench -only process                          # steady 200k + fan-out/restart 20k
+//	go run ./cmd/bench -only process -process-gaps 20000,1000000
 package main
 
 import (
@@ -40,7 +48,8 @@ import (
 type flags struct {
 	events, latencyEvents, restartGaps, runs, naiveMax int
 	latencyRate                                        float64
-	gaps                                               []int
+	gaps, processGaps                                  []int
+	promemoriaBin, natsServerBin                       string
 	idle                                               time.Duration
 	out, jsonOut, cpuprofile, memprofile, dir, only    string
 	tcp, keep                                          bool
@@ -60,6 +69,9 @@ func run(args []string) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.IntVar(&f.events, "events", 200_000, "events of the steady stream")
 	gaps := fs.String("gaps", "10000,100000", "open gaps of each restoration fan-out, comma-separated (1000000 allowed)")
+	processGaps := fs.String("process-gaps", "20000", "-only process: open gaps of each fan-out and restart of promemoria's own process, comma-separated (add 1000000 for the 1M figures)")
+	fs.StringVar(&f.promemoriaBin, "promemoria-bin", "", "-only process: the promemoria executable to run (default: go build ./cmd/promemoria)")
+	fs.StringVar(&f.natsServerBin, "nats-server-bin", "", "-only process: the nats-server executable to run (default: go build github.com/nats-io/nats-server/v2, the go.mod version)")
 	fs.IntVar(&f.runs, "runs", 3, "runs of each measurement; the table shows the median")
 	fs.StringVar(&f.out, "out", "", "also write the table to this file")
 	fs.StringVar(&f.jsonOut, "json", "", "write every run's raw results to this file (JSON)")
@@ -71,7 +83,7 @@ func run(args []string) int {
 	fs.StringVar(&f.cpuprofile, "cpuprofile", "", "write CPU profiles of promemoria's first steady run and first fan-out of each size to PREFIX-steady.pprof and PREFIX-fanout-N.pprof")
 	fs.StringVar(&f.memprofile, "memprofile", "", "write heap profiles of promemoria's first fan-out of each size, taken when every first reminder is stored, to PREFIX-fanout-N.heap.pprof")
 	fs.StringVar(&f.dir, "dir", os.TempDir(), "where the data directories go")
-	fs.StringVar(&f.only, "only", "steady,latency,fanout,restart,idle", "measurements to run")
+	fs.StringVar(&f.only, "only", "steady,latency,fanout,restart,idle", "measurements to run (and process: promemoria as its own process against a nats-server process over TCP)")
 	fs.BoolVar(&f.tcp, "tcp", false, "connect every client over loopback TCP (default in-process, as the app connects its worker)")
 	fs.BoolVar(&f.keep, "keep", false, "keep the data directories")
 	fs.Uint64Var(&f.seed, "seed", 20210503, "seed of the generated inputs")
@@ -92,16 +104,22 @@ func run(args []string) int {
 		}
 		return 2
 	}
-	for _, s := range strings.Split(*gaps, ",") {
-		if s = strings.TrimSpace(s); s == "" {
-			continue
+	for _, l := range []struct {
+		name string
+		list *string
+		into *[]int
+	}{{"gaps", gaps, &f.gaps}, {"process-gaps", processGaps, &f.processGaps}} {
+		for _, s := range strings.Split(*l.list, ",") {
+			if s = strings.TrimSpace(s); s == "" {
+				continue
+			}
+			n, err := strconv.Atoi(strings.ReplaceAll(s, "_", ""))
+			if err != nil || n <= 0 {
+				fmt.Fprintf(os.Stderr, "bench: -%s: %q is not a positive number\n", l.name, s)
+				return 2
+			}
+			*l.into = append(*l.into, n)
 		}
-		n, err := strconv.Atoi(strings.ReplaceAll(s, "_", ""))
-		if err != nil || n <= 0 {
-			fmt.Fprintf(os.Stderr, "bench: -gaps: %q is not a positive number\n", s)
-			return 2
-		}
-		f.gaps = append(f.gaps, n)
 	}
 	if f.runs < 1 || f.events < 1 || f.latencyEvents < 1 || f.latencyRate <= 0 {
 		fmt.Fprintln(os.Stderr, "bench: -runs, -events, -latency-events and -latency-rate must be positive")
@@ -198,19 +216,25 @@ func spawn(ctx context.Context, f *flags, v any, args ...string) error {
 
 // results holds every run.
 type results struct {
-	Machine  machine
-	Command  string
-	Runs     int
-	Events   int
-	Steady   map[bench.System][]*bench.SteadyResult
-	Latency  map[bench.System][]*bench.LatencyResult
-	FanOut   map[int][]*bench.FanOutResult
-	Restart  []*bench.RestartResult
-	Prepare  time.Duration
-	Idle     []*bench.IdleResult
-	Errors   []string
-	Duration time.Duration
-	Started  time.Time
+	Machine machine
+	Command string
+	Runs    int
+	Events  int
+	Steady  map[bench.System][]*bench.SteadyResult
+	Latency map[bench.System][]*bench.LatencyResult
+	FanOut  map[int][]*bench.FanOutResult
+	Restart []*bench.RestartResult
+	Prepare time.Duration
+	Idle    []*bench.IdleResult
+	// -only process: the executables, how long building them took, and
+	// the runs.
+	ProcessBin    bench.Binaries
+	ProcessBuild  time.Duration
+	ProcessSteady map[bench.System][]*bench.ProcessSteadyResult
+	ProcessFanOut map[int][]*bench.ProcessFanOutResult
+	Errors        []string
+	Duration      time.Duration
+	Started       time.Time
 }
 
 type machine struct {
@@ -257,7 +281,8 @@ func parent(ctx context.Context, f *flags, args []string) int {
 		Machine: describeMachine(f.tcp), Command: strings.TrimSpace("go run ./cmd/bench " + strings.Join(args, " ")),
 		Runs: f.runs, Events: f.events, Started: time.Now(),
 		Steady: map[bench.System][]*bench.SteadyResult{}, Latency: map[bench.System][]*bench.LatencyResult{},
-		FanOut: map[int][]*bench.FanOutResult{},
+		FanOut:        map[int][]*bench.FanOutResult{},
+		ProcessSteady: map[bench.System][]*bench.ProcessSteadyResult{}, ProcessFanOut: map[int][]*bench.ProcessFanOutResult{},
 	}
 	fail := func(what string, err error) {
 		logf("%s: %v", what, err)
@@ -356,6 +381,9 @@ func parent(ctx context.Context, f *flags, args []string) int {
 			}
 			r.Idle = append(r.Idle, &res)
 		}
+	}
+	if only["process"] && ctx.Err() == nil {
+		runProcess(ctx, f, r, fail)
 	}
 	r.Duration = time.Since(r.Started)
 
@@ -588,10 +616,16 @@ func writeTable(w io.Writer, r *results, f *flags) {
 		add(row{"  of which the embedded server's start", na, na, secs(srv), na, na, "", ""})
 		add(row{"  start to first event processed", na, na, secs(first), na, na, "", ""})
 	}
+	processRows(r, f, add)
 
 	m := r.Machine
 	fmt.Fprintf(w, "promemoria benchmark, %s (took %s)\n", r.Started.UTC().Format("2006-01-02 15:04 UTC"), r.Duration.Round(time.Second))
-	fmt.Fprintf(w, "machine: %d CPUs, %s, %s, %s, embedded nats-server %s, clients %s\n", m.CPUs, m.CPU, m.OS, m.Go, m.NATSServer, m.Transport)
+	transport := "embedded nats-server " + m.NATSServer + ", clients " + m.Transport
+	if len(r.ProcessSteady)+len(r.ProcessFanOut) > 0 {
+		// The nats-server binary is built from the same go.mod.
+		transport = "nats-server " + m.NATSServer + "; in-process rows: embedded, clients " + m.Transport + "; process rows: separate processes over loopback TCP"
+	}
+	fmt.Fprintf(w, "machine: %d CPUs, %s, %s, %s, %s\n", m.CPUs, m.CPU, m.OS, m.Go, transport)
 	fmt.Fprintf(w, "code: %s\ncommand: %s\n", m.Code, r.Command)
 	fmt.Fprintf(w, "each figure: median of %d runs; ratios are promemoria's figure divided by the other's\n\n", r.Runs)
 	head := row{"figure", "ceiling", "naive", "promemoria", "p/ceiling", "p/naive", "target", "met"}
@@ -633,6 +667,9 @@ func writeTable(w io.Writer, r *results, f *flags) {
 		if rs := r.FanOut[n]; len(rs) > 0 {
 			fmt.Fprintf(w, "promemoria, fan-out %s: messages stored per gap by stream:%s\n", num(float64(n)), perStream(rs[len(rs)-1].LoadFanOut.Writes, n))
 		}
+	}
+	for _, l := range processNotes(r, f) {
+		fmt.Fprintln(w, l)
 	}
 	if r.Prepare > 0 {
 		fmt.Fprintf(w, "restart data: %s gaps opened in %s.\n", num(float64(f.restartGaps)), r.Prepare.Round(time.Millisecond))
