@@ -3,7 +3,10 @@ package worker
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"strings"
 	"time"
 
@@ -56,15 +59,19 @@ func (w *Worker) openCursor(ctx context.Context, filter string) (*cursor, error)
 	return &cursor{cons: cons, prefix: prefix, pending: info.NumPending}, nil
 }
 
-// next returns up to n records; none once the scan is done.
+// next returns up to n records; none once the scan is done. It asks for
+// no more than the consumer says remain, so a fetch returns as soon as
+// they have arrived rather than at its expiry.
 func (c *cursor) next(n int) ([]record, error) {
 	for c.pending > 0 {
-		batch, err := c.cons.FetchNoWait(n)
+		batch, err := c.cons.Fetch(int(min(uint64(n), c.pending)), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
 			return nil, err
 		}
 		var out []record
+		got := 0
 		for m := range batch.Messages() {
+			got++
 			meta, err := m.Metadata()
 			if err != nil {
 				continue
@@ -79,43 +86,100 @@ func (c *cursor) next(n int) ([]record, error) {
 			return nil, err
 		}
 		if len(out) > 0 {
-			c.empty = 0
 			return out, nil
 		}
-		if c.empty++; c.empty > 20 {
-			break // the stream holds nothing more for us
+		if got == 0 {
+			if c.empty++; c.empty > 3 {
+				break // the stream holds nothing more for us
+			}
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
 	return nil, nil
 }
 
-// step runs the next chunk of s; done is true once s has finished (its
-// timer is then acked) or failed (given back).
-func (w *Worker) step(ctx context.Context, s *scan) (done bool) {
-	if time.Since(s.beat) > w.opts.AckWait/3 {
-		_ = s.in.msg.InProgress()
-		s.beat = time.Now()
-	}
-	recs, err := s.cur.next(w.opts.FanOut)
-	if err == nil && len(recs) > 0 {
-		s.n += len(recs)
-		if err = s.chunk(ctx, recs); err == nil {
-			return false
+// errLeaseLost stops a scan whose leader lost the lease: the next leader
+// runs its timer again.
+var errLeaseLost = errors.New("lease lost")
+
+// run runs scan s to its end and settles its timer. One goroutine reads
+// the chunks ahead while two plan and flush them: the records of two
+// chunks are different keys, so one chunk can be planned while the other
+// waits for the broker. held says whether the lease is still held.
+func (w *Worker) run(ctx context.Context, s *scan, held func() bool) {
+	chunks := make(chan []record, 2)
+	var (
+		mu       sync.Mutex
+		firstErr error
+	)
+	fail := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if firstErr == nil {
+			firstErr = err
 		}
 	}
+	failed := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return firstErr != nil
+	}
+	go func() {
+		defer close(chunks)
+		for !failed() {
+			if ctx.Err() != nil || !held() {
+				fail(errLeaseLost)
+				return
+			}
+			if time.Since(s.beat) > w.opts.AckWait/3 {
+				_ = s.in.msg.InProgress()
+				s.beat = time.Now()
+			}
+			recs, err := s.cur.next(w.opts.FanOut)
+			if err != nil {
+				fail(err)
+				return
+			}
+			if len(recs) == 0 {
+				return
+			}
+			chunks <- recs
+		}
+	}()
+	var wg sync.WaitGroup
+	var n atomic.Int64
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for recs := range chunks {
+				if failed() {
+					continue
+				}
+				if err := s.chunk(ctx, recs); err != nil {
+					fail(err)
+				}
+				n.Add(int64(len(recs)))
+			}
+		}()
+	}
+	wg.Wait()
+	s.n = int(n.Load())
+	err := firstErr
 	if err == nil && s.finish != nil {
 		err = s.finish(ctx)
 	}
-	if err != nil {
-		err = fmt.Errorf("timer %s: %w", s.t.key(), err)
-		w.retryLater([]*input{s.in}, err)
-		return true
+	switch {
+	case errors.Is(err, errLeaseLost):
+		// Given back at once: the next leader runs it again, and what this
+		// one committed is known by the timer's key.
+		_ = s.in.msg.Nak()
+	case err != nil:
+		w.retryLater([]*input{s.in}, fmt.Errorf("timer %s: %w", s.t.key(), err))
+	default:
+		w.log.Info().Str("timer", s.t.key()).Str("service", s.t.Service).Int("records", s.n).
+			Int64("took_ms", time.Since(s.start).Milliseconds()).Msg("timer done")
+		w.done([]*input{s.in})
 	}
-	w.log.Info().Str("timer", s.t.key()).Str("service", s.t.Service).Int("records", s.n).
-		Int64("took_ms", time.Since(s.start).Milliseconds()).Msg("timer done")
-	w.done([]*input{s.in})
-	return true
 }
 
 // startTimer acts on a fired timer: it returns the scan to run, or nil
@@ -216,15 +280,11 @@ func (w *Worker) settleTimer(_ context.Context, in *input, err error) {
 // of this worker's) sets a later bucket.
 func (w *Worker) gapChunk(ctx context.Context, recs []record, t timer, now time.Time) error {
 	by := t.key()
-	type job struct {
-		cur  record
-		g    gap.Gap
-		spec *gap.Gap
-		der  uint64
-	}
-	var jobs []*job
-	var early []timer
-	var tkeys []string
+	var (
+		jobs  []*gapState
+		early []timer
+		tkeys []string
+	)
 	due := now.Add(w.opts.Policy.Tolerance)
 	for _, r := range recs {
 		if c, ok := w.store.cache.get(r.key); ok && c.rev > r.rev {
@@ -233,33 +293,30 @@ func (w *Worker) gapChunk(ctx context.Context, recs []record, t timer, now time.
 		if !r.exists() {
 			continue
 		}
-		var g gap.Gap
-		if err := json.Unmarshal(r.raw, &g); err != nil {
+		gs, err := loadGap(r)
+		if err != nil {
 			w.log.Error().Err(err).Str("gap", r.key).Msg("gap record undecodable: skipped")
 			continue
 		}
+		g := &gs.g
 		_, replay := w.replayable(g.Pending, now, by)
 		switch {
 		case len(replay) > 0:
 		case !g.Open:
 			continue
-		case t.Kind == timerDue && (g.WakeAt.IsZero() || g.WakeAt.After(due)):
-			if !g.WakeAt.IsZero() {
-				next := w.opts.dueTimer(g.Service, g.WakeAt)
-				if next.key() == t.key() {
-					next = w.opts.dueTimer(g.Service, g.WakeAt.Add(max(g.WakeAt.Sub(now), time.Second)))
-				}
-				early = append(early, next)
-			}
+		case t.Kind == timerDue && g.WakeAt.IsZero():
+			continue
+		case t.Kind == timerDue && g.WakeAt.After(due) && w.opts.dueTimer(g.Service, g.WakeAt).key() != by:
+			// Due in a later bucket: make sure that bucket is set.
+			early = append(early, w.opts.dueTimer(g.Service, g.WakeAt))
 			continue
 		}
-		j := &job{cur: r, g: g}
 		if g.Open && g.NeedsCIG() {
 			// A contribution gap waiting for its lot's CIG is brought in
 			// line with its tender, so a CIG merged meanwhile is not missed.
 			tkeys = append(tkeys, tenderKey(g.TenderID))
 		}
-		jobs = append(jobs, j)
+		jobs = append(jobs, gs)
 	}
 	if err := w.timers.set(ctx, early); err != nil {
 		return err
@@ -270,15 +327,17 @@ func (w *Worker) gapChunk(ctx context.Context, recs []record, t timer, now time.
 		}
 		if attempt > 0 {
 			keys := make([]string, len(jobs))
-			for i, j := range jobs {
-				keys[i] = j.cur.key
+			for i, gs := range jobs {
+				keys[i] = gs.cur.key
 			}
 			fresh, err := w.store.load(ctx, keys, true)
 			if err != nil {
 				return err
 			}
-			for _, j := range jobs {
-				j.cur = fresh[j.cur.key]
+			for i, gs := range jobs {
+				if jobs[i], err = loadGap(fresh[gs.cur.key]); err != nil {
+					return err
+				}
 			}
 		}
 		tenders, err := w.store.load(ctx, tkeys, attempt > 0)
@@ -287,19 +346,34 @@ func (w *Worker) gapChunk(ctx context.Context, recs []record, t timer, now time.
 		}
 		units := make([]*unit, len(jobs))
 		parallel(len(jobs), func(i int) {
-			j := jobs[i]
+			gs := jobs[i]
 			u := &unit{}
 			units[i] = u
-			var g gap.Gap
-			if j.cur.exists() && json.Unmarshal(j.cur.raw, &g) == nil && g.Open && g.NeedsCIG() {
-				j.spec, j.der = deriveGap(tenders[tenderKey(g.TenderID)], j.cur.key, w.tenderServices())
+			s := gapSync{cur: gs.cur, now: now, by: by}
+			if gs.exists && gs.g.Open && gs.g.NeedsCIG() {
+				s.spec, s.derived = deriveGap(tenders[tenderKey(gs.g.TenderID)], gs.cur.key, w.tenderServices())
 			}
-			u.err = w.syncGap(u, gapSync{cur: j.cur, spec: j.spec, derived: j.der, now: now, by: by})
+			if u.err = w.stepGap(u, gs, s); u.err == nil {
+				u.err = w.commitGap(u, gs, now)
+			}
 		})
+		if t.Kind == timerDue {
+			// A gap of this bucket that is not due yet by this worker's
+			// clock (the broker's is ahead, or this one went back) was
+			// planned again; if it still falls in this bucket, the bucket
+			// is set again that much later rather than at once.
+			for _, u := range units {
+				for i, tm := range u.timers {
+					if tm.key() == by {
+						u.timers[i] = w.opts.dueTimer(tm.Service, tm.At.Add(max(tm.At.Sub(now), time.Second)))
+					}
+				}
+			}
+		}
 		if err := w.flush(ctx, units); err != nil {
 			return err
 		}
-		var retry []*job
+		var retry []*gapState
 		for i, u := range units {
 			switch {
 			case u.err != nil:

@@ -105,8 +105,8 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	w.bound.Store(true)
 	defer w.bound.Store(false)
-	w.log.Info().Str("prefix", w.opts.Subjects.Prefix).Int("batch_size", w.opts.BatchSize).Dur("lease_ttl", w.opts.LeaseTTL).
-		Msg("worker started: waiting for the lease")
+	w.log.Info().Str("prefix", w.opts.Subjects.Prefix).Int("batch_size", w.opts.BatchSize).Int("lanes", w.opts.Concurrency).
+		Int64("lease_ttl_ms", w.opts.LeaseTTL.Milliseconds()).Msg("worker started")
 	for ctx.Err() == nil {
 		if err := l.Wait(ctx); err != nil {
 			break
@@ -172,7 +172,7 @@ func (w *Worker) lead(ctx context.Context, l *lease.Lease) {
 		lwg.Add(1)
 		go func(ch chan *input) { defer lwg.Done(); w.lane(workCtx, ch, &inflight) }(lanes[i])
 	}
-	// Timers run beside the lanes, one at a time, a scan chunk by chunk.
+	// Timers run beside the lanes, one at a time.
 	twg := sync.WaitGroup{}
 	twg.Add(1)
 	go func() { defer twg.Done(); w.runTimers(ctx, workCtx, l, tmCh) }()
@@ -248,19 +248,13 @@ func (w *Worker) lane(ctx context.Context, ch <-chan *input, inflight *sync.Wait
 }
 
 // runTimers handles fired timers one at a time while the lease is held:
-// a timer that concerns many records runs as a scan, chunk by chunk.
+// a timer that concerns many records runs as a scan.
 func (w *Worker) runTimers(ctx, workCtx context.Context, l *lease.Lease, ch <-chan jetstream.Msg) {
 	for ctx.Err() == nil && l.Held() {
 		select {
 		case m := <-ch:
-			s := w.startTimer(workCtx, m)
-			for s != nil && !w.step(workCtx, s) {
-				if ctx.Err() != nil || !l.Held() {
-					// Given back: the next leader runs it again, and what
-					// it committed is known by its key.
-					_ = s.in.msg.Nak()
-					return
-				}
+			if s := w.startTimer(workCtx, m); s != nil {
+				w.run(workCtx, s, func() bool { return ctx.Err() == nil && l.Held() })
 			}
 		case <-ctx.Done():
 		case <-time.After(w.opts.LeaseTTL / 6):
