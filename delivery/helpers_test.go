@@ -3,9 +3,9 @@ package delivery_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"encoding/base64"
 	"io"
 	"mime"
 	"mime/multipart"
