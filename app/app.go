@@ -51,9 +51,9 @@ type App struct {
 	// the delivery stage's own under notify.
 	metrics *prometheus.Registry
 	http    *http.Server
-	httpLn net.Listener
-	done   chan error
-	cancel context.CancelFunc
+	httpLn  net.Listener
+	done    chan error
+	cancel  context.CancelFunc
 }
 
 // Options are what tests may override beyond the config.
