@@ -238,7 +238,7 @@ func (s *Stage) Run(ctx context.Context) error {
 		return fmt.Errorf("consume %s: %w", Consumer, err)
 	}
 	s.bound.Store(true)
-	s.log.Info().Strs("receivers", receiverNames(s.receivers)).Dur("digest_wait", s.opts.DigestWait).Msg("delivery started")
+	s.log.Info().Strs("receivers", receiverNames(s.receivers)).Str("digest_wait", s.opts.DigestWait.String()).Msg("delivery started")
 	tick := time.NewTicker(25 * time.Millisecond)
 	defer tick.Stop()
 	keep := time.NewTicker(s.opts.AckWait / 3)
