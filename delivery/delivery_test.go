@@ -325,3 +325,24 @@ func TestBothReceivers(t *testing.T) {
 		t.Errorf("reports %+v, e-mails %d", e.reports(t), box.count())
 	}
 }
+
+// TestConsumerDeleted: the stage's consumer is deleted under it; it is
+// not ready until it has re-created it, then delivers again.
+func TestConsumerDeleted(t *testing.T) {
+	e := newEnv(t)
+	box := newMailbox(t)
+	box.start(t)
+	s, _ := e.stage(t, delivery.Options{SMTP: smtpOpts(box)})
+	e.publish(t, events.TypeReminderCIG, "rem-cig-lot-1", e.cigReminder(t, "1"))
+	natstest.WaitFor(t, 10*time.Second, "the first e-mail", func() bool { return box.count() == 1 && e.settled(t) })
+	if err := e.js.DeleteConsumer(t.Context(), delivery.OutputStream, delivery.Consumer); err != nil {
+		t.Fatal(err)
+	}
+	natstest.WaitFor(t, 30*time.Second, "the stage to notice", func() bool { return !s.Ready() })
+	natstest.WaitFor(t, 30*time.Second, "the stage to re-create its consumer", s.Ready)
+	e.publish(t, events.TypeReminderCIG, "rem-cig-lot-2", e.cigReminder(t, "2"))
+	natstest.WaitFor(t, 10*time.Second, "the second e-mail", func() bool { return box.count() == 2 && e.settled(t) })
+	if s.Metrics().Duplicates() != 1 {
+		t.Errorf("duplicates %d: the first reminder came back to the new consumer and must be recognised", s.Metrics().Duplicates())
+	}
+}

@@ -226,16 +226,9 @@ func (s *Stage) ensureConsumer(ctx context.Context) (jetstream.Consumer, error) 
 func (s *Stage) Run(ctx context.Context) error {
 	s.sendCtx, s.sendCancel = context.WithCancel(context.Background())
 	defer s.sendCancel()
-	cc, err := s.cons.Consume(s.onMsg,
-		jetstream.PullMaxMessages(256),
-		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
-				s.bound.Store(false)
-			}
-			s.log.Warn().Err(err).Msg("delivery consumer")
-		}))
+	cc, err := s.consume()
 	if err != nil {
-		return fmt.Errorf("consume %s: %w", Consumer, err)
+		return err
 	}
 	s.bound.Store(true)
 	s.log.Info().Strs("receivers", receiverNames(s.receivers)).Str("digest_wait", s.opts.DigestWait.String()).Msg("delivery started")
@@ -243,14 +236,18 @@ func (s *Stage) Run(ctx context.Context) error {
 	defer tick.Stop()
 	keep := time.NewTicker(s.opts.AckWait / 3)
 	defer keep.Stop()
+	var lastRebind time.Time
 	for done := false; !done; {
 		select {
 		case <-ctx.Done():
 			done = true
 		case <-tick.C:
 			s.flushDue(false)
-			if !s.bound.Load() {
-				s.rebind(ctx)
+			if !s.bound.Load() && time.Since(lastRebind) > time.Second {
+				lastRebind = time.Now()
+				if c := s.rebind(ctx, cc); c != nil {
+					cc = c
+				}
 			}
 		case <-keep.C:
 			s.keepAlive()
@@ -272,14 +269,40 @@ func (s *Stage) Run(ctx context.Context) error {
 	return nil
 }
 
-// rebind re-creates the consumer after it was deleted.
-func (s *Stage) rebind(ctx context.Context) {
+// consume starts pulling from the consumer.
+func (s *Stage) consume() (jetstream.ConsumeContext, error) {
+	cc, err := s.cons.Consume(s.onMsg,
+		jetstream.PullMaxMessages(256),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
+				s.bound.Store(false)
+			}
+			s.log.Warn().Err(err).Msg("delivery consumer")
+		}))
+	if err != nil {
+		return nil, fmt.Errorf("consume %s: %w", Consumer, err)
+	}
+	return cc, nil
+}
+
+// rebind re-creates the consumer after it was deleted and pulls from it
+// again; nil if it cannot yet.
+func (s *Stage) rebind(ctx context.Context, old jetstream.ConsumeContext) jetstream.ConsumeContext {
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if c, err := s.ensureConsumer(cctx); err == nil {
-		s.cons = c
-		s.bound.Store(true)
+	c, err := s.ensureConsumer(cctx)
+	if err != nil {
+		return nil
 	}
+	old.Stop()
+	s.cons = c
+	cc, err := s.consume()
+	if err != nil {
+		return nil
+	}
+	s.bound.Store(true)
+	s.log.Warn().Msg("delivery consumer re-created")
+	return cc
 }
 
 func receiverNames(rs []events.Receiver) []string {
@@ -453,6 +476,9 @@ func (s *Stage) deliverWebhook(it *item) {
 func (s *Stage) try(r events.Receiver, d *events.Delivery, items []*item, send func() outcome) (typ events.Type, ok bool) {
 	for attempt := 1; ; attempt++ {
 		o := send()
+		if o.err != nil && s.sendCtx.Err() != nil {
+			return "", false // stopped mid-try: the next instance tries again
+		}
 		d.Attempts, d.HTTPStatus = attempt, o.status
 		switch {
 		case o.err == nil:
