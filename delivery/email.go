@@ -136,6 +136,8 @@ func smtpPermanent(err error) bool {
 	default:
 		return false
 	}
+	// ErrorCode is 0 when the error is not the server's reply (a dropped
+	// connection): that may pass.
 	code := se.ErrorCode()
-	return code >= 500 && code < 600 || code == 0 && !se.IsTemp()
+	return code >= 500 && code < 600
 }

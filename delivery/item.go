@@ -88,6 +88,10 @@ func decodeItem(subjects events.Subjects, subject string, raw []byte) (*item, er
 		}
 		it.to, it.cc, it.tender, it.entry.Text = r.Recipient, r.CC, r.TenderID, r.Message
 		it.entry.LotID, it.entry.CIG = r.LotID, r.Resolution.CIG
+		if r.Kind == events.KindContribution && len(r.CC) > 0 {
+			// The bidder hears of the resolution, the RUP in copy.
+			it.operator = &events.Operator{FiscalCode: r.OperatorFiscalCode, Name: r.Recipient.Name, Email: r.Recipient.Email}
+		}
 	default:
 		var r events.Reminder
 		if err := strict(&r); err != nil {

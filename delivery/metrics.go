@@ -67,13 +67,23 @@ func newMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	return m, nil
 }
 
-// Sent, Failed, Duplicates, Retries, Held and Undecodable return the
-// counts since the stage started: deliveries sent and failed (one per
-// e-mail or webhook call), messages already delivered before, retried
-// tries, reminders held now, and undecodable messages.
-func (m *Metrics) Sent() int64        { return m.sent.Load() }
-func (m *Metrics) Failed() int64      { return m.failed.Load() }
-func (m *Metrics) Duplicates() int64  { return m.duplicates.Load() }
-func (m *Metrics) Retries() int64     { return m.retries.Load() }
-func (m *Metrics) Held() int64        { return m.held.Load() }
+// Sent returns how many deliveries (e-mails, webhook calls) succeeded
+// since the stage started.
+func (m *Metrics) Sent() int64 { return m.sent.Load() }
+
+// Failed returns how many deliveries were reported delivery.failed.
+func (m *Metrics) Failed() int64 { return m.failed.Load() }
+
+// Duplicates returns how many reminders came back already delivered
+// (after a restart) and were not sent again.
+func (m *Metrics) Duplicates() int64 { return m.duplicates.Load() }
+
+// Retries returns how many tries failed temporarily and were retried.
+func (m *Metrics) Retries() int64 { return m.retries.Load() }
+
+// Held returns how many reminders and advices the stage holds now:
+// waiting for their digest, being sent or waiting for a retry.
+func (m *Metrics) Held() int64 { return m.held.Load() }
+
+// Undecodable returns how many output messages could not be read.
 func (m *Metrics) Undecodable() int64 { return m.bad.Load() }
