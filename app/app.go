@@ -10,15 +10,19 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/promemoria/promemoria/calendar"
 	"github.com/promemoria/promemoria/config"
 	"github.com/promemoria/promemoria/contribution"
+	"github.com/promemoria/promemoria/delivery"
 	"github.com/promemoria/promemoria/events"
 	"github.com/promemoria/promemoria/gap"
 	"github.com/promemoria/promemoria/message"
@@ -37,10 +41,19 @@ type App struct {
 	server *natsserver.Server
 	nc     *nats.Conn
 	worker *worker.Worker
-	http   *http.Server
-	httpLn net.Listener
-	done   chan error
-	cancel context.CancelFunc
+	// stage is the delivery stage, when a receiver is configured; the only
+	// part running under notify, where it starts once the output stream
+	// exists.
+	stage atomic.Pointer[delivery.Stage]
+	// closeOnce makes close idempotent.
+	closeOnce sync.Once
+	// metrics is where /metrics reads: the worker's registry under serve,
+	// the delivery stage's own under notify.
+	metrics *prometheus.Registry
+	http    *http.Server
+	httpLn  net.Listener
+	done    chan error
+	cancel  context.CancelFunc
 }
 
 // Options are what tests may override beyond the config.
@@ -82,6 +95,25 @@ func WorkerOptions(cfg *config.Config) (worker.Options, error) {
 		Contribution: &table, Calendar: cal, Texts: texts,
 		Subjects: events.Subjects{Prefix: cfg.SubjectPrefix}, Limits: limits(cfg),
 	}, nil
+}
+
+// DeliveryOptions turns the settings of the delivery stage into its
+// options; texts are the loaded message templates.
+func DeliveryOptions(cfg *config.Config, texts *message.Texts) delivery.Options {
+	o := delivery.Options{
+		Subjects:   events.Subjects{Prefix: cfg.SubjectPrefix},
+		DigestWait: cfg.DigestWait, MaxAttempts: cfg.DeliveryMaxAttempts,
+		Backoff: cfg.DeliveryBackoff, BackoffMax: cfg.DeliveryBackoffMax, Timeout: cfg.DeliveryTimeout,
+		DrainTimeout: cfg.DrainTimeout, Replicas: cfg.Replicas, Texts: texts,
+		UserAgent: "promemoria/" + Version,
+	}
+	if cfg.SMTPURL != "" {
+		o.SMTP = &delivery.SMTPOptions{URL: cfg.SMTPURL, From: cfg.SMTPFrom, ReplyTo: cfg.SMTPReplyTo, TLSInsecure: cfg.SMTPTLSInsecure}
+	}
+	if cfg.WebhookURL != "" {
+		o.Webhook = &delivery.WebhookOptions{URL: cfg.WebhookURL, Secret: cfg.WebhookSecret}
+	}
+	return o
 }
 
 // Run runs promemoria until ctx is cancelled, then shuts down cleanly.
@@ -136,6 +168,16 @@ func Start(ctx context.Context, cfg *config.Config, log zerolog.Logger, o Option
 	if err != nil {
 		return nil, err
 	}
+	a.metrics = a.worker.Metrics().Registry
+	if cfg.DeliveryEnabled() {
+		dopts := DeliveryOptions(cfg, wopts.Texts)
+		dopts.Subjects, dopts.Logger, dopts.Registerer, dopts.Now = subjects, log, a.metrics, o.Now
+		stage, err := delivery.New(pctx, a.nc, dopts)
+		if err != nil {
+			return nil, err
+		}
+		a.stage.Store(stage)
+	}
 	var probes *probe.Runner
 	if len(cfg.Probes) > 0 {
 		if probes, err = a.newProbes(pctx, subjects, o); err != nil {
@@ -156,16 +198,26 @@ func Start(ctx context.Context, cfg *config.Config, log zerolog.Logger, o Option
 			}
 		}
 	}()
+	deliveryDone := make(chan struct{})
+	go func() {
+		defer close(deliveryDone)
+		if stage := a.stage.Load(); stage != nil {
+			if err := stage.Run(ctx); err != nil {
+				log.Error().Err(err).Str("component", "delivery").Msg("delivery stopped")
+			}
+		}
+	}()
 	started := make(chan struct{})
 	go func() {
 		go func() {
-			for !a.worker.Ready() && ctx.Err() == nil {
+			for !a.ready() && ctx.Err() == nil {
 				time.Sleep(5 * time.Millisecond)
 			}
 			close(started)
 		}()
 		err := a.worker.Run(ctx)
 		<-probesDone
+		<-deliveryDone
 		a.close()
 		a.done <- err
 	}()
@@ -215,6 +267,18 @@ func (a *App) ClientURL() string {
 	return a.nc.ConnectedUrlRedacted()
 }
 
+// ready reports whether the parts that run are connected and consuming.
+func (a *App) ready() bool {
+	stage := a.stage.Load()
+	if a.worker == nil && stage == nil {
+		return false
+	}
+	return (a.worker == nil || a.worker.Ready()) && (stage == nil || stage.Ready())
+}
+
+// Delivery returns the app's delivery stage, nil if none runs (yet).
+func (a *App) Delivery() *delivery.Stage { return a.stage.Load() }
+
 // Worker returns the app's worker.
 func (a *App) Worker() *worker.Worker { return a.worker }
 
@@ -226,7 +290,9 @@ func (a *App) HTTPAddr() string {
 	return a.httpLn.Addr().String()
 }
 
-func (a *App) close() {
+func (a *App) close() { a.closeOnce.Do(a.closeAll) }
+
+func (a *App) closeAll() {
 	if a.http != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = a.http.Shutdown(ctx)

@@ -21,15 +21,17 @@ func (a *App) startHTTP() error {
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
-		if a.worker == nil || !a.worker.Ready() {
+		if !a.ready() {
 			w.WriteHeader(http.StatusServiceUnavailable)
-			fmt.Fprintln(w, "not ready: NATS disconnected or consumers not bound")
+			fmt.Fprintln(w, "not ready: NATS disconnected or consumers (worker, delivery) not bound")
 			return
 		}
 		fmt.Fprintln(w, "ready")
 	})
-	a.registerV1(mux)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(a.worker.Metrics().Registry, promhttp.HandlerOpts{}))
+	if a.worker != nil {
+		a.registerV1(mux)
+	}
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.metrics, promhttp.HandlerOpts{}))
 	a.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	a.httpLn = ln
 	go func() {

@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/mail"
+	"net/url"
 	"os"
 	"regexp"
 	"slices"
@@ -89,6 +91,22 @@ type Config struct {
 	Probes                        []probe.Spec
 	ProbeInterval, ProbeTimeout   time.Duration
 	ProbeFailures, ProbeSuccesses int
+
+	// Delivery: reminders and advices by e-mail (SMTPURL, SMTPFrom…) and
+	// webhook (WebhookURL, WebhookSecret), grouped per recipient within
+	// DigestWait, retried DeliveryMaxAttempts times with a backoff from
+	// DeliveryBackoff doubling up to DeliveryBackoffMax.
+	SMTPURL             string
+	SMTPFrom            string
+	SMTPReplyTo         string
+	SMTPTLSInsecure     bool
+	WebhookURL          string
+	WebhookSecret       string
+	DigestWait          time.Duration
+	DeliveryMaxAttempts int
+	DeliveryBackoff     time.Duration
+	DeliveryBackoffMax  time.Duration
+	DeliveryTimeout     time.Duration
 
 	// File is the configuration file read, if any.
 	File string
@@ -477,8 +495,104 @@ func Settings() []Setting {
 	})
 	f, g = str(func(c *Config) *string { return &c.TemplatesDir })
 	add("templates_dir", "", "directory of message templates overriding the built-in texts; empty: the built-in texts", false, f, g)
+	s = append(s, deliverySettings()...)
 	return s
 }
+
+// deliverySettings are the settings of the delivery stage: receivers,
+// grouping and retries.
+func deliverySettings() []Setting {
+	var s []Setting
+	add := func(name, def, help string, secret bool, f func(*Config, string) error, g func(*Config) string) {
+		s = append(s, mk(name, def, help, secret, f, g))
+	}
+	add("smtp_url", "", "SMTP server reminders are e-mailed through: smtp://user:pass@host:587 (STARTTLS when offered) or smtps://user:pass@host:465 (implicit TLS, as PEC providers use); empty: no e-mail", true, func(c *Config, v string) error {
+		if v = strings.TrimSpace(v); v != "" {
+			if err := checkSMTPURL(v); err != nil {
+				return err
+			}
+		}
+		c.SMTPURL = v
+		return nil
+	}, func(c *Config) string { return c.SMTPURL })
+	add("smtp_from", "", "sender of the e-mails (required with smtp_url), like \"Promemoria gare <promemoria@comune.example.it>\" or a PEC address", false, func(c *Config, v string) error {
+		if v = strings.TrimSpace(v); v != "" {
+			if _, err := mail.ParseAddress(v); err != nil {
+				return fmt.Errorf("%q is not an e-mail address: write it like promemoria@comune.example.it or \"Ufficio gare <gare@comune.example.it>\"", v)
+			}
+		}
+		c.SMTPFrom = v
+		return nil
+	}, func(c *Config) string { return c.SMTPFrom })
+	add("smtp_reply_to", "", "Reply-To of the e-mails; empty: none", false, func(c *Config, v string) error {
+		if v = strings.TrimSpace(v); v != "" {
+			if _, err := mail.ParseAddress(v); err != nil {
+				return fmt.Errorf("%q is not an e-mail address: write it like ufficio.gare@comune.example.it", v)
+			}
+		}
+		c.SMTPReplyTo = v
+		return nil
+	}, func(c *Config) string { return c.SMTPReplyTo })
+	f, g := boolean(func(c *Config) *bool { return &c.SMTPTLSInsecure })
+	add("smtp_tls_insecure", "false", "accept any TLS certificate from the SMTP server: for tests only, never in production", false, f, g)
+	add("webhook_url", "", "URL each reminder and advice is POSTed to as a CloudEvent (JSON), signed with webhook_secret; empty: no webhook", true, func(c *Config, v string) error {
+		if v = strings.TrimSpace(v); v != "" {
+			u, err := url.Parse(v)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return fmt.Errorf("%q is not an http(s) URL: write it like https://piattaforma.example.it/hooks/promemoria", probe.RedactURL(v))
+			}
+		}
+		c.WebhookURL = v
+		return nil
+	}, func(c *Config) string { return c.WebhookURL })
+	fs, gs := str(func(c *Config) *string { return &c.WebhookSecret })
+	add("webhook_secret", "", "secret of the webhook's signature, X-Promemoria-Signature: sha256=<hex HMAC-SHA256 of the body>; at least 16 characters, required with webhook_url", true, fs, gs)
+	f, g = dur(0, func(c *Config) *time.Duration { return &c.DigestWait })
+	add("digest_wait", "2m", "how long an e-mail waits for more reminders and advices to the same recipient, sent together as one digest (0s: each alone)", false, f, g)
+	var ma int64
+	add("delivery_max_attempts", "10", "tries of a delivery that fails temporarily before delivery.failed is published", false, func(c *Config, v string) error {
+		f, _ := integer(1, 1000, func(*Config) *int64 { return &ma })
+		err := f(c, v)
+		c.DeliveryMaxAttempts = int(ma)
+		return err
+	}, func(c *Config) string { return strconv.Itoa(c.DeliveryMaxAttempts) })
+	f, g = dur(10*time.Millisecond, func(c *Config) *time.Duration { return &c.DeliveryBackoff })
+	add("delivery_backoff", "10s", "wait before the second try of a failed delivery; it doubles at each try up to delivery_backoff_max", false, f, g)
+	f, g = dur(10*time.Millisecond, func(c *Config) *time.Duration { return &c.DeliveryBackoffMax })
+	add("delivery_backoff_max", "10m", "longest wait between two tries of a delivery", false, f, g)
+	f, g = dur(time.Second, func(c *Config) *time.Duration { return &c.DeliveryTimeout })
+	add("delivery_timeout", "30s", "how long one try (an SMTP session, a webhook call) may take", false, f, g)
+	return s
+}
+
+// checkSMTPURL checks an smtp_url: scheme smtp or smtps, a host, a port if
+// any between 1 and 65535, and no path.
+func checkSMTPURL(v string) error {
+	u, err := url.Parse(v)
+	example := "write it like smtp://user:password@mail.example.it:587 or smtps://user:password@smtps.pec.example.it:465"
+	if err != nil {
+		return fmt.Errorf("not a URL (%s): %w", example, errors.New(strings.ReplaceAll(err.Error(), v, RedactURL(v))))
+	}
+	if u.Scheme != "smtp" && u.Scheme != "smtps" {
+		return fmt.Errorf("scheme %q: want smtp or smtps; %s", u.Scheme, example)
+	}
+	if u.Hostname() == "" {
+		return fmt.Errorf("no host: %s", example)
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("bad port %q: %s", p, example)
+		}
+	}
+	if u.Path != "" && u.Path != "/" || u.RawQuery != "" {
+		return fmt.Errorf("unexpected path or query: %s", example)
+	}
+	return nil
+}
+
+// DeliveryEnabled reports whether a receiver is configured: the delivery
+// stage then runs inside serve, and notify can run.
+func (c *Config) DeliveryEnabled() bool { return c.SMTPURL != "" || c.WebhookURL != "" }
 
 // listFlag collects the values of a repeatable flag.
 type listFlag []string
@@ -607,6 +721,9 @@ func (c *Config) check() error {
 			return &Error{Setting: p.name, Origin: p.path, Err: fmt.Errorf("cannot read the file: %w", err)}
 		}
 	}
+	if err := c.checkDelivery(); err != nil {
+		return err
+	}
 	if c.TemplatesDir != "" {
 		fi, err := os.Stat(c.TemplatesDir)
 		if err != nil {
@@ -615,6 +732,20 @@ func (c *Config) check() error {
 		if !fi.IsDir() {
 			return &Error{Setting: "templates_dir", Origin: c.TemplatesDir, Err: errors.New("not a directory: give the directory of the message templates, or leave it empty for the built-in texts")}
 		}
+	}
+	return nil
+}
+
+// checkDelivery checks the settings of the delivery stage together.
+func (c *Config) checkDelivery() error {
+	if c.SMTPURL != "" && c.SMTPFrom == "" {
+		return &Error{Setting: "smtp_from", Origin: "smtp_url given", Err: errors.New("e-mails need a sender: set smtp_from to the address they come from, like promemoria@comune.example.it")}
+	}
+	if c.WebhookURL != "" && len(c.WebhookSecret) < 16 {
+		return &Error{Setting: "webhook_secret", Origin: "webhook_url given", Err: errors.New("webhooks are signed: set webhook_secret to a random string of at least 16 characters, shared with the receiving platform")}
+	}
+	if c.DeliveryBackoffMax < c.DeliveryBackoff {
+		return &Error{Setting: "delivery_backoff_max", Origin: "delivery_backoff " + c.DeliveryBackoff.String(), Err: fmt.Errorf("%s is shorter than delivery_backoff: give at least %s", c.DeliveryBackoffMax, c.DeliveryBackoff)}
 	}
 	return nil
 }
@@ -779,8 +910,11 @@ func (c *Config) Print(w io.Writer) {
 		}
 		if s.Secret && v != "" {
 			v = "<redacted>"
-			if s.Name == "nats_url" {
+			switch s.Name {
+			case "nats_url", "smtp_url":
 				v = RedactURL(s.get(c))
+			case "webhook_url":
+				v = probe.RedactURL(s.get(c))
 			}
 		}
 		fmt.Fprintf(w, "%s: %q\n", s.Name, v)

@@ -88,6 +88,11 @@ func TestDefaults(t *testing.T) {
 		ProbeTimeout:          5 * time.Second,
 		ProbeFailures:         3,
 		ProbeSuccesses:        2,
+		DigestWait:            2 * time.Minute,
+		DeliveryMaxAttempts:   10,
+		DeliveryBackoff:       10 * time.Second,
+		DeliveryBackoffMax:    10 * time.Minute,
+		DeliveryTimeout:       30 * time.Second,
 	}
 	tests := []struct {
 		name string
@@ -909,7 +914,7 @@ func TestExampleFileShowsNewSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"contribution_schedules", "office_hours", "timezone", "closure_days", "templates_dir", "bidder_services"} {
+	for _, name := range []string{"contribution_schedules", "office_hours", "timezone", "closure_days", "templates_dir", "bidder_services", "smtp_url", "smtp_from", "webhook_url", "webhook_secret", "digest_wait"} {
 		if _, ok := vals[name]; !ok {
 			t.Errorf("the example file does not show %s", name)
 		}
@@ -1002,5 +1007,52 @@ func TestBidderServicesNone(t *testing.T) {
 	}
 	if got := mustLoad(t, nil, nil).BidderServices; len(got) != 2 {
 		t.Errorf("default BidderServices = %v", got)
+	}
+}
+
+// TestDeliverySettings reads the receivers and checks them together: a
+// bad value stops start-up with a message naming the setting.
+func TestDeliverySettings(t *testing.T) {
+	c := mustLoad(t, []string{"--smtp-url", "smtps://gare:s3cret@smtps.pec.example.it:465", "--smtp-from", "Ufficio gare <gare@pec.comune.example.it>",
+		"--webhook-url", "https://piattaforma.example.it/hooks?token=abc", "--digest-wait", "0s"},
+		map[string]string{"PROMEMORIA_WEBHOOK_SECRET": "0123456789abcdef", "PROMEMORIA_DELIVERY_BACKOFF": "1s"})
+	if !c.DeliveryEnabled() || c.SMTPURL != "smtps://gare:s3cret@smtps.pec.example.it:465" || c.DigestWait != 0 || c.DeliveryBackoff != time.Second {
+		t.Errorf("loaded %+v", c)
+	}
+	var b bytes.Buffer
+	c.Print(&b)
+	for _, secret := range []string{"s3cret", "token=abc", "0123456789abcdef"} {
+		if strings.Contains(b.String(), secret) {
+			t.Errorf("--print-config shows %q:\n%s", secret, b.String())
+		}
+	}
+	if d := mustLoad(t, nil, nil); d.DeliveryEnabled() {
+		t.Error("delivery enabled by default")
+	}
+	for _, c := range []struct {
+		args    []string
+		setting string
+		want    string
+	}{
+		{[]string{"--smtp-url", "http://mail.example.it"}, "smtp_url", "want smtp or smtps"},
+		{[]string{"--smtp-url", "smtp://:587"}, "smtp_url", "no host"},
+		{[]string{"--smtp-url", "smtp://u:topsecret@h:99999", "--smtp-from", "a@b.it"}, "smtp_url", "bad port"},
+		{[]string{"--smtp-url", "smtp://mail.example.it"}, "smtp_from", "need a sender"},
+		{[]string{"--smtp-from", "not an address"}, "smtp_from", "not an e-mail address"},
+		{[]string{"--smtp-reply-to", "x@"}, "smtp_reply_to", "not an e-mail address"},
+		{[]string{"--webhook-url", "ftp://x.example"}, "webhook_url", "not an http(s) URL"},
+		{[]string{"--webhook-url", "https://x.example/h", "--webhook-secret", "short"}, "webhook_secret", "at least 16 characters"},
+		{[]string{"--delivery-backoff", "1m", "--delivery-backoff-max", "10s"}, "delivery_backoff_max", "shorter than delivery_backoff"},
+		{[]string{"--digest-wait", "soon"}, "digest_wait", "not a duration"},
+		{[]string{"--delivery-max-attempts", "0"}, "delivery_max_attempts", "out of range"},
+	} {
+		_, err := Load("serve", c.args, func(string) string { return "" }, io.Discard)
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Setting != c.setting || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: error %v, want one about %s saying %q", c.args, err, c.setting, c.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "topsecret") {
+			t.Errorf("%v: the error shows the password: %v", c.args, err)
+		}
 	}
 }

@@ -49,6 +49,8 @@ var outputTypes = map[events.Type]reflect.Type{
 	events.TypeReminderResolved:     reflect.TypeFor[events.Resolved](),
 	events.TypeAdviceExtension:      reflect.TypeFor[events.Advice](),
 	events.TypeDeadLetter:           reflect.TypeFor[events.DeadLetter](),
+	events.TypeDeliverySent:         reflect.TypeFor[events.Delivery](),
+	events.TypeDeliveryFailed:       reflect.TypeFor[events.Delivery](),
 }
 
 // dataTypes maps every type to the Go type of its data.
@@ -478,6 +480,13 @@ func checkOutputExample(t *testing.T, where string, typ events.Type, raw []byte,
 		}
 	case *events.Advice:
 		checkAdvice(t, where, env, d)
+	case *events.Delivery:
+		if env.ID != d.DeliveryID || !strings.HasPrefix(d.DeliveryID, "dlv-") {
+			t.Errorf("%s: id %q and delivery_id %q, want the same dlv- id", where, env.ID, d.DeliveryID)
+		}
+		if (typ == events.TypeDeliveryFailed) != (d.Reason != "") {
+			t.Errorf("%s: %s with reason %q", where, typ, d.Reason)
+		}
 	case *events.DeadLetter:
 		if want := fmt.Sprintf("dl-%s-%d", d.Stream, d.Sequence); env.ID != want {
 			t.Errorf("%s: id %q, want %q", where, env.ID, want)

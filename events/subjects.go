@@ -43,7 +43,15 @@ func (s Subjects) Inputs() []string {
 	return []string{s.Prefix + ".portal.>", s.Prefix + ".tender.>", s.Prefix + ".bid.>"}
 }
 
-// Outputs returns the subject filters of the output stream.
+// Outputs returns the subject filters of the output stream: reminders,
+// advices, dead letters and the delivery stage's audit trail
+// (delivery.sent, delivery.failed).
 func (s Subjects) Outputs() []string {
-	return []string{s.Prefix + ".reminder.>", s.Prefix + ".advice.>", s.Of(TypeDeadLetter)}
+	return []string{s.Prefix + ".reminder.>", s.Prefix + ".advice.>", s.Of(TypeDeadLetter), s.Prefix + ".delivery.>"}
+}
+
+// Deliverables returns the subject filters of what the delivery stage
+// delivers: reminders and advices.
+func (s Subjects) Deliverables() []string {
+	return []string{s.Prefix + ".reminder.>", s.Prefix + ".advice.>"}
 }

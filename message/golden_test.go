@@ -63,6 +63,9 @@ func TestGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, f := range files {
+		if strings.HasPrefix(filepath.Base(f), "digest.") {
+			continue // TestGoldenDigest's
+		}
 		if !seen[filepath.Base(f)] {
 			if *update {
 				if err := os.Remove(f); err != nil {

@@ -19,7 +19,7 @@ import (
 	"github.com/promemoria/promemoria/events"
 )
 
-//go:embed templates/it/*.tmpl templates/en/*.tmpl
+//go:embed templates/it/*.tmpl templates/en/*.tmpl templates/it/*.html templates/en/*.html
 var embedded embed.FS
 
 // Texts holds the parsed templates of every kind in both languages. It is
@@ -31,6 +31,8 @@ type Texts struct {
 	// builtin holds the embedded template of each kind overridden from a
 	// directory: Render falls back to it when the override fails.
 	builtin map[Lang]map[Kind]*template.Template
+	// digest holds the digest e-mail's templates of each language.
+	digest map[Lang]*digestTemplates
 }
 
 // ErrFallback is wrapped by the error Render returns, beside a complete
@@ -59,8 +61,14 @@ func Load(dir string, loc *time.Location) (*Texts, error) {
 		templates: make(map[Lang]map[Kind]*template.Template),
 		paths:     make(map[Lang]map[Kind]string),
 		builtin:   make(map[Lang]map[Kind]*template.Template),
+		digest:    make(map[Lang]*digestTemplates),
 	}
 	for _, lang := range Langs {
+		d, err := loadDigest(dir, lang, loc)
+		if err != nil {
+			return nil, err
+		}
+		t.digest[lang] = d
 		t.templates[lang] = make(map[Kind]*template.Template)
 		t.paths[lang] = make(map[Kind]string)
 		t.builtin[lang] = make(map[Kind]*template.Template)
@@ -102,23 +110,7 @@ func Load(dir string, loc *time.Location) (*Texts, error) {
 // source returns the text of the template of kind in lang: dir's file if
 // there is one, else the embedded one; path names it for errors.
 func source(dir string, lang Lang, kind Kind) (src []byte, path string, err error) {
-	name := string(kind) + ".tmpl"
-	if dir != "" {
-		path = filepath.Join(dir, string(lang), name)
-		src, err = os.ReadFile(path)
-		if err == nil {
-			return src, path, nil
-		}
-		if !errors.Is(err, fs.ErrNotExist) {
-			return nil, path, fmt.Errorf("template %s: %w", path, err)
-		}
-	}
-	path = "templates/" + string(lang) + "/" + name
-	src, err = embedded.ReadFile(path)
-	if err != nil {
-		return nil, path, fmt.Errorf("template %s (embedded): %w", path, err)
-	}
-	return src, path + " (embedded)", nil
+	return sourceFile(dir, lang, string(kind)+".tmpl")
 }
 
 // checkDir fails if dir is not a directory or holds, under a language's
@@ -131,7 +123,7 @@ func checkDir(dir string) error {
 	if !info.IsDir() {
 		return fmt.Errorf("templates directory %s: not a directory", dir)
 	}
-	known := make(map[string]bool, len(Kinds))
+	known := map[string]bool{digestText: true}
 	for _, k := range Kinds {
 		known[string(k)+".tmpl"] = true
 	}
@@ -159,7 +151,7 @@ func kindList() string {
 	for i, k := range Kinds {
 		s[i] = string(k)
 	}
-	return strings.Join(s, ", ")
+	return strings.Join(append(s, "digest"), ", ")
 }
 
 // Render writes the message of kind from data (one of Reminder,

@@ -126,7 +126,7 @@ func streamMsgs(t *testing.T, url, stream string) uint64 {
 func TestHelpAndVersion(t *testing.T) {
 	t.Parallel()
 	for _, args := range [][]string{
-		{"--help"}, {"help"}, {"publish", "--help"}, {"pending", "-h"}, {"services", "--help"}, {"demo", "--help"}, {"probe", "--help"},
+		{"--help"}, {"help"}, {"publish", "--help"}, {"pending", "-h"}, {"services", "--help"}, {"demo", "--help"}, {"probe", "--help"}, {"notify", "--help"},
 	} {
 		code, out, errOut := runCmd(noEnv, args...)
 		if code != 0 || !strings.Contains(out, "Usage") {
@@ -173,6 +173,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"demo", "--speed", "100"}, "--speed"},
 		{[]string{"demo", "now"}, "unexpected argument"},
 		{[]string{"serve", "--settle", "soon"}, "settle"},
+		{[]string{"notify"}, "no receiver"},
+		{[]string{"notify", "--smtp-url", "smtp://mail.example.it"}, "smtp_from"},
+		{[]string{"notify", "--webhook-url", "https://x.example/h", "--webhook-secret", "short"}, "webhook_secret"},
 	} {
 		code, _, errOut := runCmd(noEnv, tc.args...)
 		if code != 2 || !strings.Contains(errOut, tc.want) {

@@ -34,6 +34,7 @@ Usage:
   promemoria services [flags]         list the ANAC services and their state
   promemoria demo [--speed N]         replay the May 2021 ANAC outage in under a minute
   promemoria probe --once [flags]     check the configured outage probes once
+  promemoria notify [flags]           deliver reminders by e-mail/PEC and webhook, apart from serve
   promemoria --version                print the version
 
 Run "promemoria COMMAND --help" for a command's flags.
@@ -64,6 +65,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 			return runDemo(args[1:], getenv, stdout, stderr)
 		case "probe":
 			return runProbe(args[1:], getenv, stdout, stderr)
+		case "notify":
+			return runNotify(args[1:], getenv, stdout, stderr)
 		default:
 			if len(args[0]) > 0 && args[0][0] != '-' {
 				fmt.Fprintf(stderr, "promemoria: unknown command %q\n\n%s", args[0], usage)
