@@ -91,6 +91,7 @@ func WorkerOptions(cfg *config.Config) (worker.Options, error) {
 		},
 		DefaultCIGService: cfg.DefaultCIGService, ContributionService: cfg.ContributionService,
 		Services: cfg.Services, BidderServices: cfg.BidderServices, AdviceMinOverlap: cfg.AdviceMinOverlap, Concurrency: cfg.Concurrency, MaxAttempts: cfg.MaxAttempts,
+		BatchSize: cfg.BatchSize, TimerResolution: cfg.TimerResolution, LeaseTTL: cfg.LeaseTTL,
 		DedupWindow: cfg.DedupWindow, SweepGrace: cfg.SweepGrace, Replicas: cfg.Replicas, DrainTimeout: cfg.DrainTimeout,
 		Contribution: &table, Calendar: cal, Texts: texts,
 		Subjects: events.Subjects{Prefix: cfg.SubjectPrefix}, Limits: limits(cfg),

@@ -48,6 +48,9 @@ type Config struct {
 	ContributionService string
 	Services            []string
 	Concurrency         int
+	BatchSize           int
+	TimerResolution     time.Duration
+	LeaseTTL            time.Duration
 	MaxAttempts         int
 	DedupWindow         time.Duration
 	Replicas            int
@@ -390,12 +393,23 @@ func Settings() []Setting {
 			"(default: anac-2021 from 2021-01-01 and anac-2023 from 2023-04-01, shown by --print-config)"})
 	var ci, ma, rp, mb int64
 	_ = ci
-	add("concurrency", "32", "tenders processed at once per worker", false, func(c *Config, v string) error {
-		f, _ := integer(1, 4096, func(*Config) *int64 { return &ci })
+	add("concurrency", "4", "lanes of the leading worker: each takes its share of the tenders' events in batches, so one plans while another waits for the broker", false, func(c *Config, v string) error {
+		f, _ := integer(1, 64, func(*Config) *int64 { return &ci })
 		err := f(c, v)
 		c.Concurrency = int(ci)
 		return err
 	}, func(c *Config) string { return strconv.Itoa(c.Concurrency) })
+	var bs int64
+	add("batch_size", "500", "input events a lane takes, plans and commits together at most", false, func(c *Config, v string) error {
+		f, _ := integer(1, 10000, func(*Config) *int64 { return &bs })
+		err := f(c, v)
+		c.BatchSize = int(bs)
+		return err
+	}, func(c *Config) string { return strconv.Itoa(c.BatchSize) })
+	f, g = dur(time.Second, func(c *Config) *time.Duration { return &c.TimerResolution })
+	add("timer_resolution", "1m", "width of the time buckets gaps fall due in: one timer per service and bucket wakes its gaps (at most a tenth of repeat_interval)", false, f, g)
+	f, g = dur(time.Second, func(c *Config) *time.Duration { return &c.LeaseTTL })
+	add("lease_ttl", "10s", "how long the leading worker's lease lasts unless renewed: a replica takes over about that long after the leader stops", false, f, g)
 	add("max_attempts", "10", "deliveries of a failing message before it is dead-lettered", false, func(c *Config, v string) error {
 		f, _ := integer(1, 1000, func(*Config) *int64 { return &ma })
 		err := f(c, v)

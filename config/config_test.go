@@ -67,7 +67,10 @@ func TestDefaults(t *testing.T) {
 		DefaultCIGService:   "pcp",
 		ContributionService: "payments",
 		Services:            []string{"smartcig", "simog", "pcp", "payments", "fvoe", "bdncp", "ausa"},
-		Concurrency:         32,
+		Concurrency:         4,
+		BatchSize:           500,
+		TimerResolution:     time.Minute,
+		LeaseTTL:            10 * time.Second,
 		MaxAttempts:         10,
 		DedupWindow:         24 * time.Hour,
 		Replicas:            1,
@@ -334,7 +337,7 @@ func TestErrors(t *testing.T) {
 		},
 		{
 			name: "integer out of range", args: []string{"--concurrency", "0"},
-			setting: "concurrency", origin: "flag --concurrency", msg: []string{"out of range", "1 to 4096"},
+			setting: "concurrency", origin: "flag --concurrency", msg: []string{"out of range", "1 to 64"},
 		},
 		{
 			name: "not an integer", vars: map[string]string{"PROMEMORIA_REPLICAS": "three"},

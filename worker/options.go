@@ -41,8 +41,8 @@ type Options struct {
 	FanOut int
 	// TimerResolution is the width of the time buckets gaps fall due in:
 	// the gaps of one service due within a bucket are woken together by
-	// one timer, at its end (default 1m, or a tenth of the repeat interval
-	// if that is shorter, at least 1s).
+	// one timer, at its end (default 1m; at most a tenth of the repeat
+	// interval, at least 1s).
 	TimerResolution time.Duration
 	// LeaseTTL is how long the workers' lease lasts unless renewed: a
 	// replica that stops renewing it is replaced about that long after
@@ -214,11 +214,13 @@ func (o *Options) setDefaults() error {
 		return errors.New("repeat interval must be at least 1s")
 	}
 	if o.TimerResolution <= 0 {
-		o.TimerResolution = max(time.Second, min(time.Minute, (o.Policy.RepeatInterval/10).Truncate(time.Second)))
+		o.TimerResolution = time.Minute
 	}
 	if o.TimerResolution < time.Second {
 		return fmt.Errorf("timer resolution %s: write at least 1s", o.TimerResolution)
 	}
+	// A repeat must not wait a large part of its interval for its bucket.
+	o.TimerResolution = min(o.TimerResolution, max(time.Second, (o.Policy.RepeatInterval/10).Truncate(time.Second)))
 	if o.Policy.Settle < 0 || o.Policy.EscalateBefore < 0 {
 		return fmt.Errorf("settle and escalate-before must not be negative")
 	}
