@@ -56,6 +56,9 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Worker, error) {
 	if opts.Name == "" {
 		opts.Name, _ = os.Hostname()
 	}
+	if err := checkServer(nc); err != nil {
+		return nil, err
+	}
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4*opts.BatchSize+4*opts.FanOut+1024))
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
