@@ -355,10 +355,11 @@ type workerProc struct {
 }
 
 // baseFlags compress the service's time for the tests; reminders go at any
-// hour, so that no test depends on when it runs.
+// hour, so that no test depends on when it runs; a replica takes over a
+// killed leader within seconds.
 var baseFlags = []string{
 	"--http-listen", "127.0.0.1:0", "--settle", "1s", "--repeat-interval", "3s", "--escalate-before", "5s",
-	"--sweep-grace", "2s", "--log-format", "json", "--office-hours", "always",
+	"--sweep-grace", "2s", "--log-format", "json", "--office-hours", "always", "--lease-ttl", "3s",
 }
 
 // newWorker prepares (but does not start) a promemoria process connected

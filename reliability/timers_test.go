@@ -63,7 +63,6 @@ func timersDueWhileDown(t *testing.T) {
 	src := "https://eproc.example.it/timers"
 	now := time.Now()
 	deadline := now.Add(30 * 24 * time.Hour)
-	gk := gap.Key("pcp", gap.Identity{Kind: timerGap.Kind, TenderID: timerGap.Tender, LotID: timerGap.Lot})
 
 	c.publish(event(events.TypePortalDown, src, "down", now.Add(-time.Hour), events.PortalChange{Services: []string{"pcp"}}))
 	c.publish(event(events.TypeTenderPublished, src, "pub", now, timerTender(now, deadline)))
@@ -88,7 +87,7 @@ func timersDueWhileDown(t *testing.T) {
 	// 2. The repeat (3s later) comes due while the worker is stopped
 	// (SIGTERM): it fires once after the restart.
 	w.Stop()
-	waitFor(t, 15*time.Second, "the repeat timer fired with the worker down", func() bool { return c.firedWaiting(gk) })
+	waitFor(t, 15*time.Second, "the repeat timer fired with the worker down", func() bool { return c.firedWaiting("due.pcp.*") })
 	w.Start(true)
 	waitFor(t, 15*time.Second, "second reminder after the restart", func() bool { s, _ := col.reminders(timerGap); return len(s) >= 2 })
 
@@ -235,9 +234,9 @@ func clockSkewed(t *testing.T, off time.Duration, restore bool) {
 	if !poll(10*time.Second, func() bool { s, _ := col.reminders(timerGap); return len(s) >= 2 }) {
 		recs, _ := c.gapRecords()
 		g := recs[gk]
-		pending, _ := c.subjectCount(worker.StreamTimers, "_promemoria."+prefix+".sched."+gk)
+		pending, _ := c.subjectCount(worker.StreamTimers, "_promemoria."+prefix+".sched.due.pcp.*")
 		t.Errorf("clock offset %s: the gap was never reminded again within 10s (repeat interval 3s): its timer fired while the worker's clock "+
-			"was behind, found nothing due, and was not re-armed; the gap record says sequence %d, wake_at %s, open %v; schedules pending for it: %d; timers fired %d",
+			"was behind, found nothing due, and was not re-armed; the gap record says sequence %d, wake_at %s, open %v; due timers of pcp pending: %d; timers fired %d",
 			off, g.Sequence, g.WakeAt.Format(time.RFC3339), g.Open, pending, w.Metrics().Snapshot().TimersFired)
 		return
 	}

@@ -122,7 +122,7 @@ func Pending(ctx context.Context, kv jetstream.KeyValue, f PendingFilter, settle
 		return nil, fmt.Errorf("%w: kind %q: want %s or %s", ErrBadFilter, f.Kind, events.KindCIG, events.KindContribution)
 	}
 	services := map[string]*outage.Service{}
-	var out []PendingGap
+	out := []PendingGap{}
 	err := eachRecord(ctx, kv, pendingFilter(f), func(key string, raw []byte, rev uint64) error {
 		if !f.All && closedIn(raw) {
 			return nil

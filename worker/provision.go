@@ -94,7 +94,9 @@ func provision(ctx context.Context, js jetstream.JetStream, o *Options) (*resour
 		Description: "promemoria: the lease of the worker that leads",
 		History:     1,
 		TTL:         o.LeaseTTL,
-		Storage:     jetstream.MemoryStorage,
+		// On file, so that a broker restarted from its disk still has
+		// the bucket the replicas compete in.
+		Storage: jetstream.FileStorage,
 		Replicas:    o.Replicas,
 	})
 	if err != nil {
