@@ -286,3 +286,14 @@ func describe(c byte) string {
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
 func isHex(c byte) bool { return isDigit(c) || (c >= 'A' && c <= 'F') }
+
+// Unverified reports whether code is a valid CIG of a family whose check
+// digit ANAC does not publish (KindUnverified); false for "" and for any
+// invalid code.
+func Unverified(code string) bool {
+	if code == "" {
+		return false
+	}
+	k, err := Validate(code)
+	return err == nil && k == KindUnverified
+}

@@ -28,12 +28,12 @@ func (w *Worker) advise(u *unit, t *tender.Tender, now time.Time) error {
 		u.timers = append(u.timers, timer{Kind: timerAdvise, At: office.Next(now)})
 		return nil
 	}
-	text, err := w.adviceText(a, message.Tender{
+	text, err := w.render(message.KindAdvice, message.AdviceOf(a, message.Tender{
 		ID: t.TenderID, Title: t.Title, Authority: t.Authority.Name, RUP: t.RUP,
 		PublishedAt: t.PublishedAt, OfferDeadline: t.OfferDeadline,
-	})
+	}))
 	if err != nil {
-		return err
+		return fmt.Errorf("advice %s: %w", a.ID, err)
 	}
 	data := &events.Advice{
 		AdviceID: a.ID, TenderID: t.TenderID, TenderTitle: t.Title, Recipient: t.RUP,

@@ -9,8 +9,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/promemoria/promemoria/cig"
 	"github.com/promemoria/promemoria/events"
 	"github.com/promemoria/promemoria/gap"
+	"github.com/promemoria/promemoria/message"
 	"github.com/promemoria/promemoria/outage"
 )
 
@@ -55,7 +57,7 @@ func (w *Worker) reminderMsg(g *gap.Gap, svc *outage.Service, a gap.Action, now 
 		r.ReminderID = gap.ReminderID(id, typ, seq)
 	case gap.ActResolved:
 		typ = events.TypeReminderResolved
-		text, err := w.resolvedText(g)
+		text, err := w.render(message.KindResolved, message.ResolvedOf(g))
 		if err != nil {
 			return outMsg{}, err
 		}
@@ -71,7 +73,7 @@ func (w *Worker) reminderMsg(g *gap.Gap, svc *outage.Service, a gap.Action, now 
 		}
 		if g.Resolution != nil {
 			res.Resolution = *g.Resolution
-			res.CIGUnverified = unverified(g.Resolution.CIG)
+			res.CIGUnverified = cig.Unverified(g.Resolution.CIG)
 		}
 		data = res
 	default:
@@ -191,14 +193,14 @@ func (w *Worker) reminder(g *gap.Gap, svc *outage.Service, a gap.Action, now tim
 	if a.Type == gap.ActEscalate {
 		r.Escalation = true
 		r.Recipient, r.CC = g.RUP, nil
-		msg, err := w.escalationText(g, svc, now)
+		msg, err := w.render(message.KindEscalation, message.EscalationOf(g, svc, now))
 		if err != nil {
 			return nil, err
 		}
 		r.Message = msg
 		return r, nil
 	}
-	msg, err := w.reminderText(g, svc, a.Sequence)
+	msg, err := w.render(message.ReminderOf(g, svc, a.Sequence))
 	if err != nil {
 		return nil, err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/promemoria/promemoria/cig"
 	"github.com/promemoria/promemoria/events"
 	"github.com/promemoria/promemoria/gap"
 	"github.com/promemoria/promemoria/outage"
@@ -515,7 +516,7 @@ func (w *Worker) warnTender(ev *events.Event, p *events.TenderPublished) {
 
 // checkUnverified warns about a CIG accepted on its format alone.
 func (w *Worker) checkUnverified(tenderID, lotID, code string) {
-	if unverified(code) {
+	if cig.Unverified(code) {
 		w.metrics.cigUnverified()
 		w.log.Warn().Str("tender_id", tenderID).Str("lot_id", lotID).Str("cig", code).
 			Msg("CIG accepted without checking its check digit: ANAC publishes none for the V and W families")

@@ -96,8 +96,8 @@ func provision(ctx context.Context, js jetstream.JetStream, o *Options) (*resour
 		TTL:         o.LeaseTTL,
 		// On file, so that a broker restarted from its disk still has
 		// the bucket the replicas compete in.
-		Storage: jetstream.FileStorage,
-		Replicas:    o.Replicas,
+		Storage:  jetstream.FileStorage,
+		Replicas: o.Replicas,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("provision bucket %s: %w", BucketLease, err)
