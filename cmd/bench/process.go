@@ -136,9 +136,9 @@ func processRows(r *results, f *flags, add func(row)) {
 		case n <= 20_000:
 			target, met = "≤ 2 s", yesno(p <= 2)
 		case n == 100_000:
-			target, met = "< 5 s", yesno(p < 5)
+			target, met = "< 3 s", yesno(p < 3)
 		case n == 1_000_000:
-			target, met = "< 60 s", yesno(p < 60)
+			target, met = "< 30 s", yesno(p < 30)
 		}
 		add(row{fmt.Sprintf("process, fan-out %s gaps: all first reminders", num(float64(n))), secs(c), na, secs(p), ratio(p, c, true, true), na, target, met})
 		first, _ := med(rs, func(x fan) float64 { return x.First.Seconds() })
