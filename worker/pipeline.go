@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"runtime"
 	"sync"
 	"time"
@@ -148,11 +147,9 @@ func (w *Worker) flush(ctx context.Context, units []*unit) error {
 	if err := w.publish(ctx, before); err != nil {
 		return err
 	}
-	t0 := time.Now()
 	if err := w.store.commit(ctx, ws); err != nil {
 		return err
 	}
-	traceStage("commit", len(ws), t0)
 	var after []outMsg
 	for _, u := range units {
 		if u.err != nil {
@@ -175,23 +172,16 @@ func (w *Worker) flush(ctx context.Context, units []*unit) error {
 // processEvents takes a batch of input events through the stages, until
 // every one is acked or given back to the broker.
 func (w *Worker) processEvents(ctx context.Context, ins []*input) {
-	t0 := time.Now()
-	defer func() { traceStage("batch", len(ins), t0) }()
 	if err := w.seen(ctx, ins); err != nil {
 		w.retryLater(ins, err)
 		return
 	}
 	todo := ins
 	for attempt := 0; len(todo) > 0; attempt++ {
-		t1 := time.Now()
-		traceStage("seen", len(ins), t0)
 		units, err := w.plan(ctx, todo, attempt > 0)
-		traceStage("plan", len(ins), t1)
-		t1 = time.Now()
 		if err == nil {
 			err = w.flush(ctx, units)
 		}
-		traceStage("flush", len(ins), t1)
 		if err != nil {
 			w.retryLater(todo, err)
 			return
@@ -354,12 +344,10 @@ func (w *Worker) plan(ctx context.Context, ins []*input, fresh bool) ([]*unit, e
 	for i, tw := range order {
 		keys[i] = tenderKey(tw.id)
 	}
-	t0 := time.Now()
 	trecs, err := w.store.load(ctx, keys, fresh)
 	if err != nil {
 		return nil, err
 	}
-	traceStage("load-tenders", len(keys), t0)
 	// Apply the events; find the gaps they touch.
 	for _, tw := range order {
 		tw.rec = trecs[tenderKey(tw.id)]
@@ -375,12 +363,10 @@ func (w *Worker) plan(ctx context.Context, ins []*input, fresh bool) ([]*unit, e
 			gkeys = append(gkeys, tw.keys...)
 		}
 	}
-	t0 = time.Now()
 	grecs, err := w.store.load(ctx, gkeys, fresh)
 	if err != nil {
 		return nil, err
 	}
-	traceStage("load-gaps", len(gkeys), t0)
 	for _, tw := range order {
 		if tw.u.err == nil {
 			tw.u.err = w.planTender(tw, grecs, now)
@@ -672,12 +658,4 @@ func parallel(n int, fn func(i int)) {
 	}
 	close(next)
 	wg.Wait()
-}
-
-var traceOn = os.Getenv("PROMEMORIA_TRACE") != ""
-
-func traceStage(name string, n int, since time.Time) {
-	if traceOn {
-		fmt.Fprintf(os.Stderr, "TRACE %s n=%d %s\n", name, n, time.Since(since))
-	}
 }
