@@ -128,6 +128,10 @@ func (u *unit) conflict() bool {
 // It returns an error only for what is not one unit's failure (the broker
 // not answering): nothing is known to be done then.
 func (w *Worker) flush(ctx context.Context, units []*unit) error {
+	// Each step waits at most publishTimeout per message; the whole flush
+	// is bounded too, so a broker that stops answering fails the batch.
+	ctx, cancel := context.WithTimeout(ctx, 3*publishTimeout)
+	defer cancel()
 	var (
 		tms    []timer
 		before []outMsg

@@ -59,7 +59,11 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Worker, error) {
 	if err := checkServer(nc); err != nil {
 		return nil, err
 	}
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4*opts.BatchSize+4*opts.FanOut+1024))
+	// An asynchronous publish whose acknowledgement is lost (the broker
+	// died after receiving it) would be waited for forever: it fails after
+	// publishTimeout, and the batch is retried.
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4*opts.BatchSize+4*opts.FanOut+1024),
+		jetstream.WithPublishAsyncTimeout(publishTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
@@ -88,6 +92,10 @@ func (w *Worker) Ready() bool { return w.bound.Load() && w.nc.IsConnected() }
 
 // Leading reports whether this worker holds the lease and does the work.
 func (w *Worker) Leading() bool { return w.leading.Load() }
+
+// publishTimeout bounds how long an asynchronous publish waits for its
+// acknowledgement.
+const publishTimeout = 10 * time.Second
 
 // leaseKey is the key of the workers' lease.
 const leaseKey = "worker"
