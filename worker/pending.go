@@ -265,12 +265,15 @@ func Services(ctx context.Context, kv jetstream.KeyValue) ([]ServiceStatus, erro
 		return nil, err
 	}
 	err = eachRecord(ctx, kv, "gap.>", func(key string, raw []byte, _ uint64) error {
-		parts := strings.SplitN(key, ".", 3)
+		var g struct {
+			Service string `json:"service"`
+			Open    bool   `json:"open"`
+		}
 		// Resolved gaps stay as closed records: count the open ones only.
-		if len(parts) < 3 || closedIn(raw) {
+		if err := json.Unmarshal(raw, &g); err != nil || !g.Open {
 			return nil
 		}
-		name := gap.Untoken(parts[1])
+		name := g.Service
 		st, ok := byName[name]
 		if !ok {
 			st = &ServiceStatus{Name: name, Up: true}
