@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -246,11 +245,11 @@ type ServiceStatus struct {
 func Services(ctx context.Context, kv jetstream.KeyValue) ([]ServiceStatus, error) {
 	byName := map[string]*ServiceStatus{}
 	err := eachRecord(ctx, kv, "svc.>", func(key string, raw []byte, rev uint64) error {
-		name := gap.Untoken(strings.TrimPrefix(key, "svc."))
-		svc := &outage.Service{Name: name}
+		svc := &outage.Service{}
 		if err := json.Unmarshal(raw, svc); err != nil {
 			return fmt.Errorf("decode %s (revision %d): %w", key, rev, err)
 		}
+		name := svc.Name
 		st := &ServiceStatus{
 			Name: name, Up: svc.Up(), UpSince: svc.UpSince(), DownSince: svc.DownSince(),
 			Outages: len(svc.Outages()), Reported: true,
