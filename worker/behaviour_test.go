@@ -248,6 +248,7 @@ func TestMalformedInput(t *testing.T) {
 		{"time far in the future", "procurement.portal.up", []byte(`{"specversion":"1.0","id":"ft","source":"s","type":"portal.up","time":"2999-01-01T00:00:00Z","data":{}}`), events.ReasonBadTime},
 		{"deeply nested", "procurement.tender.cancelled", valid(events.TypeTenderCancelled, "dn", deep), events.ReasonTooDeep},
 		{"bad CIG", "procurement.tender.cig_assigned", valid(events.TypeCIGAssigned, "bc", `{"tender_id":"x","lot_id":"1","cig":"12345"}`), events.ReasonInvalidCIG},
+		{"empty", "procurement.tender.published", []byte{}, events.ReasonNotJSON},
 	}
 	for i, tc := range cases {
 		b.publishRaw(tc.subject, tc.body, fmt.Sprintf("bad-%d", i), false)
@@ -259,9 +260,10 @@ func TestMalformedInput(t *testing.T) {
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var found *events.DeadLetter
+			var raw json.RawMessage
 			for _, o := range dls {
 				if bytes.Equal(o.Dead.Data, tc.body) {
-					found = o.Dead
+					found, raw = o.Dead, o.Env.Data
 				}
 			}
 			if found == nil {
@@ -272,6 +274,9 @@ func TestMalformedInput(t *testing.T) {
 			}
 			if len(b.out.match(events.TypeReminderCIG, fmt.Sprintf("T-GOOD-%d", i), "1", "")) != 1 {
 				t.Errorf("the good event after it was not processed")
+			}
+			if len(tc.body) == 0 && !bytes.Contains(raw, []byte(`"data":null`)) {
+				t.Errorf("the dead letter of an empty input: %s, want \"data\":null as events/README.md says", raw)
 			}
 		})
 	}
@@ -285,4 +290,36 @@ func TestMalformedInput(t *testing.T) {
 	if s := rw.w.Metrics().Snapshot(); s.DeadLettered != int64(len(cases)) {
 		t.Errorf("dead letters counted %d, want %d", s.DeadLettered, len(cases))
 	}
+	// One truth: the inputs consumed as dead letters are the dead letters.
+	consumed := metricSum(t, rw, "promemoria_events_consumed_total", "outcome", "dead_letter")
+	dead := metricSum(t, rw, "promemoria_dead_letters_total", "", "")
+	if consumed != float64(len(cases)) || dead != float64(len(cases)) {
+		t.Errorf("events_consumed_total{outcome=dead_letter} %v and dead_letters_total %v, want both %d", consumed, dead, len(cases))
+	}
+}
+
+// metricSum sums the samples of a metric of the worker's registry, those
+// with label = value if label is not empty.
+func metricSum(t *testing.T, rw *runningWorker, name, label, value string) float64 {
+	t.Helper()
+	families, err := rw.w.Metrics().Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			match := label == ""
+			for _, l := range m.GetLabel() {
+				match = match || (l.GetName() == label && l.GetValue() == value)
+			}
+			if match {
+				sum += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return sum
 }

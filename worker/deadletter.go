@@ -13,10 +13,14 @@ import (
 // deadLetterMsg builds the dead letter of msg: the input, byte for byte
 // with its subject and headers, and the reason it could not be processed.
 // Its id derives from the input's stream sequence, so a dead letter
-// retried after a crash is published once. It logs and counts it.
+// retried after a crash is published once. It is logged and counted once
+// it is published and its input acked (deadLettered).
 func (w *Worker) deadLetterMsg(msg jetstream.Msg, cause error, deliveries uint64) (outMsg, error) {
 	reason := events.ReasonOf(cause)
 	data := msg.Data()
+	if len(data) == 0 {
+		data = nil // an empty input: "data": null, as events/README.md says
+	}
 	dl := &events.DeadLetter{
 		Reason: reason, Error: cause.Error(), Subject: msg.Subject(),
 		Headers: msg.Headers(), Data: data, Size: len(data), Deliveries: deliveries, At: w.now().UTC(),
@@ -38,11 +42,22 @@ func (w *Worker) deadLetterMsg(msg jetstream.Msg, cause error, deliveries uint64
 	if err != nil {
 		return outMsg{}, fmt.Errorf("dead-letter: %w", err)
 	}
+	return outMsg{msg: out, typ: events.TypeDeadLetter, id: id}, nil
+}
+
+// deadLettered logs and counts an input whose dead letter is published,
+// as it is acked: promemoria_dead_letters_total and the dead_letter
+// outcome of promemoria_events_consumed_total count the same inputs.
+func (w *Worker) deadLettered(in *input, cause error) {
+	reason := events.ReasonOf(cause)
 	w.metrics.deadLettered.Add(1)
 	w.metrics.deadLetters.WithLabelValues(string(reason)).Inc()
-	w.log.Warn().Str("reason", string(reason)).Str("subject", msg.Subject()).Uint64("stream_sequence", dl.Sequence).
+	var seq uint64
+	if meta, err := in.msg.Metadata(); err == nil {
+		seq = meta.Sequence.Stream
+	}
+	w.log.Warn().Str("reason", string(reason)).Str("subject", in.msg.Subject()).Uint64("stream_sequence", seq).
 		Str("error", cause.Error()).Msg("input dead-lettered")
-	return outMsg{msg: out, typ: events.TypeDeadLetter, id: id}, nil
 }
 
 // deadLetterLimit is how many input bytes a dead letter carries at most:

@@ -579,6 +579,9 @@ func (w *Worker) planPortal(ctx context.Context, in *input, fresh bool) (*unit, 
 // done acks inputs carried out.
 func (w *Worker) done(ins []*input) {
 	for _, in := range ins {
+		if in.invalid != nil {
+			w.deadLettered(in, in.invalid)
+		}
 		w.metrics.observe(in.typ(), in.invalid, time.Since(in.start))
 		w.ack(in.msg)
 	}
@@ -596,6 +599,7 @@ func (w *Worker) failed(ctx context.Context, ins []*input, err error) {
 		}
 		if errors.As(cause, &ie) {
 			if dl, derr := w.deadLetterMsg(in.msg, cause, in.deliveries); derr == nil && w.publish(ctx, []outMsg{dl}) == nil {
+				w.deadLettered(in, cause)
 				w.metrics.observe(in.typ(), cause, time.Since(in.start))
 				w.ack(in.msg)
 				continue
