@@ -148,23 +148,34 @@ func (ts *timers) fired(t timer) {
 }
 
 // set sets the timers in one pipelined flush and waits for them to be
-// stored. A due timer already set by this leader is not set again.
+// stored. A due timer this leader set is not set again while it is more
+// than a minute away: a batch that counts on a bucket about to fire sets
+// it again, since the bucket's scan may have read the records before the
+// batch commits; set again after it fired, the timer fires once more and
+// finds what the first scan missed.
 func (ts *timers) set(ctx context.Context, list []timer) error {
 	if len(list) == 0 {
 		return nil
 	}
-	var msgs []*nats.Msg
-	var keys []string
+	soon := ts.opts.Now().Add(time.Minute)
+	var (
+		msgs []*nats.Msg
+		due  []timer
+		seen = map[string]bool{}
+	)
 	ts.mu.Lock()
 	for _, t := range list {
 		k := t.key()
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
 		if t.Kind == timerDue {
-			if _, ok := ts.armed[k]; ok {
+			if _, ok := ts.armed[k]; ok && t.At.After(soon) {
 				continue
 			}
-			ts.armed[k] = t.At
+			due = append(due, t)
 		}
-		keys = append(keys, k)
 		msgs = append(msgs, ts.msg(t))
 	}
 	ts.mu.Unlock()
@@ -172,13 +183,16 @@ func (ts *timers) set(ctx context.Context, list []timer) error {
 		return nil
 	}
 	if _, err := publishAll(ctx, ts.js, msgs); err != nil {
-		ts.mu.Lock()
-		for _, k := range keys {
-			delete(ts.armed, k)
-		}
-		ts.mu.Unlock()
 		return fmt.Errorf("set timers: %w", err)
 	}
+	// Marked once stored: another batch that needs the same bucket
+	// meanwhile sets it too (the same schedule again, harmless) rather than
+	// count on one that may fail.
+	ts.mu.Lock()
+	for _, t := range due {
+		ts.armed[t.key()] = t.At
+	}
+	ts.mu.Unlock()
 	ts.m.timersSet.Add(int64(len(msgs)))
 	return nil
 }
