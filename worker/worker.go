@@ -186,7 +186,11 @@ func (w *Worker) lead(ctx context.Context, l *lease.Lease) {
 	// Timers run beside the lanes, one at a time.
 	twg := sync.WaitGroup{}
 	twg.Add(1)
-	go func() { defer twg.Done(); w.runTimers(ctx, workCtx, l, tmCh) }()
+	// leading ends when this loop does: the lease lost (even for a moment:
+	// a late renewal), or ctx cancelled. The timers stop with it.
+	leading, stopLeading := context.WithCancel(ctx)
+	defer stopLeading()
+	go func() { defer twg.Done(); w.runTimers(leading, workCtx, l, tmCh) }()
 
 	for ctx.Err() == nil && l.Held() {
 		select {
@@ -208,6 +212,7 @@ func (w *Worker) lead(ctx context.Context, l *lease.Lease) {
 	}
 	// Give back what was fetched and not started, so the next leader (or
 	// this one, restarted) has it at once rather than after the ack wait.
+	stopLeading()
 	stopRead()
 	rwg.Wait()
 	for _, ch := range lanes {
@@ -258,7 +263,8 @@ func (w *Worker) lane(ctx context.Context, ch <-chan *input, inflight *sync.Wait
 	}
 }
 
-// runTimers handles fired timers one at a time while the lease is held:
+// runTimers handles fired timers one at a time while leading (until ctx
+// ends) and the lease is held:
 // a timer that concerns many records runs as a scan.
 func (w *Worker) runTimers(ctx, workCtx context.Context, l *lease.Lease, ch <-chan jetstream.Msg) {
 	for ctx.Err() == nil && l.Held() {
