@@ -192,6 +192,8 @@ func (w *Worker) lead(ctx context.Context, l *lease.Lease) {
 	defer stopLeading()
 	go func() { defer twg.Done(); w.runTimers(leading, workCtx, l, tmCh) }()
 
+	check := time.NewTicker(w.opts.LeaseTTL / 6) // to notice a lost lease while idle
+	defer check.Stop()
 	for ctx.Err() == nil && l.Held() {
 		select {
 		case m := <-evCh:
@@ -204,7 +206,7 @@ func (w *Worker) lead(ctx context.Context, l *lease.Lease) {
 			inflight.Add(1)
 			lanes[laneOf(in, len(lanes))] <- in
 		case <-ctx.Done():
-		case <-time.After(w.opts.LeaseTTL / 6):
+		case <-check.C:
 		}
 	}
 	if !l.Held() && ctx.Err() == nil {
