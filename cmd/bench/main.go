@@ -553,7 +553,7 @@ func writeTable(w io.Writer, r *results, f *flags) {
 		if q.target != "" {
 			met = na
 			if pok {
-				met = yesno(p < 50)
+				met = yesno(p < 10)
 			}
 		}
 		add(row{fmt.Sprintf("steady at %.0f ev/s: %s publish→reminder", f.latencyRate, q.name), pick(c, cok, ms), pick(n, nok, ms), pick(p, pok, ms),
