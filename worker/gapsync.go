@@ -174,6 +174,13 @@ func (w *Worker) commitGap(u *unit, gs *gapState, now time.Time) error {
 // redelivery after an interruption).
 func (w *Worker) replayable(pending []gap.Action, now time.Time, by string) (keep, replay []gap.Action) {
 	horizon := now.Add(-w.opts.DedupWindow / 2)
+	// Only the latest few can be unpublished: a crash leaves the actions of
+	// its last commits, and anything older was published by whoever
+	// handled the gap since (a repeat every few seconds would otherwise
+	// keep hours of them).
+	if len(pending) > maxPending {
+		pending = pending[len(pending)-maxPending:]
+	}
 	for _, a := range pending {
 		if a.At.IsZero() {
 			a.At = now // left by an earlier version, which cleared them once published
@@ -188,6 +195,9 @@ func (w *Worker) replayable(pending []gap.Action, now time.Time, by string) (kee
 	}
 	return keep, replay
 }
+
+// maxPending bounds the pending actions a gap record keeps.
+const maxPending = 16
 
 // gapChanged logs and counts a gap's change once it is committed.
 func (w *Worker) gapChanged(g *gap.Gap, existed, wasOpen, wasExempt bool) {

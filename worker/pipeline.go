@@ -159,6 +159,10 @@ func (w *Worker) flush(ctx context.Context, units []*unit) error {
 		if u.err != nil {
 			continue
 		}
+		// What the records already said was sent goes before what this
+		// batch decided: a reminder replayed after a crash precedes the
+		// resolution decided now.
+		after = append(after, u.after...)
 		for _, wr := range u.writes {
 			if wr.err != nil {
 				continue
@@ -168,7 +172,6 @@ func (w *Worker) flush(ctx context.Context, units []*unit) error {
 				wr.committed()
 			}
 		}
-		after = append(after, u.after...)
 	}
 	return w.publish(ctx, after)
 }

@@ -35,35 +35,59 @@ type scan struct {
 }
 
 // cursor reads the latest record of every key that matches a filter, in
-// bounded fetches, from an ordered consumer on the bucket's stream.
+// bounded fetches, from one ephemeral consumer on the bucket's stream
+// (deliver the last message per subject, no acks). It reads the bucket as
+// it was when the consumer was created: it stops at the first record
+// written after (the scan's own writes among them), so a scan does not
+// read back what it wrote.
 type cursor struct {
 	cons    jetstream.Consumer
+	stream  jetstream.Stream
 	prefix  string
-	pending uint64
+	cutoff  uint64 // the stream's last sequence once the consumer existed
+	pending uint64 // messages left for the consumer, by the last one read
+	done    bool
 	empty   int
 }
 
 func (w *Worker) openCursor(ctx context.Context, filter string) (*cursor, error) {
 	prefix := "$KV." + BucketState + "."
-	cons, err := w.js.OrderedConsumer(ctx, "KV_"+BucketState, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{prefix + filter},
-		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
+	st, err := w.js.Stream(ctx, "KV_"+BucketState)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", filter, err)
+	}
+	cons, err := st.CreateConsumer(ctx, jetstream.ConsumerConfig{
+		FilterSubject:     prefix + filter,
+		DeliverPolicy:     jetstream.DeliverLastPerSubjectPolicy,
+		AckPolicy:         jetstream.AckNonePolicy,
+		InactiveThreshold: time.Minute,
+		MemoryStorage:     true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", filter, err)
 	}
-	info, err := cons.Info(ctx)
+	info, err := st.Info(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", filter, err)
 	}
-	return &cursor{cons: cons, prefix: prefix, pending: info.NumPending}, nil
+	cinfo, err := cons.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", filter, err)
+	}
+	return &cursor{cons: cons, stream: st, prefix: prefix, cutoff: info.State.LastSeq, pending: cinfo.NumPending}, nil
 }
 
-// next returns up to n records; none once the scan is done. It asks for
-// no more than the consumer says remain, so a fetch returns as soon as
-// they have arrived rather than at its expiry.
+// close deletes the cursor's consumer (it would expire by itself).
+func (c *cursor) close(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_ = c.stream.DeleteConsumer(ctx, c.cons.CachedInfo().Name)
+}
+
+// next returns up to n records; none once the scan is done. A scan that
+// cannot read what remains fails, rather than end early.
 func (c *cursor) next(n int) ([]record, error) {
-	for c.pending > 0 {
+	for !c.done && c.pending > 0 {
 		batch, err := c.cons.Fetch(int(min(uint64(n), c.pending)), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
 			return nil, err
@@ -74,9 +98,13 @@ func (c *cursor) next(n int) ([]record, error) {
 			got++
 			meta, err := m.Metadata()
 			if err != nil {
-				continue
+				return nil, fmt.Errorf("scan: %w", err)
 			}
 			c.pending = meta.NumPending
+			if meta.Sequence.Stream > c.cutoff {
+				c.done = true // written after the scan began
+				continue
+			}
 			r := recordOf(strings.TrimPrefix(m.Subject(), c.prefix), m.Headers(), m.Data(), meta.Sequence.Stream)
 			if r.exists() {
 				out = append(out, r)
@@ -90,7 +118,7 @@ func (c *cursor) next(n int) ([]record, error) {
 		}
 		if got == 0 {
 			if c.empty++; c.empty > 3 {
-				break // the stream holds nothing more for us
+				return nil, fmt.Errorf("scan: %d records announced, none delivered in %d fetches", c.pending, c.empty)
 			}
 		}
 	}
@@ -106,6 +134,7 @@ var errLeaseLost = errors.New("lease lost")
 // chunks are different keys, so one chunk can be planned while the other
 // waits for the broker. held says whether the lease is still held.
 func (w *Worker) run(ctx context.Context, s *scan, held func() bool) {
+	defer s.cur.close(context.WithoutCancel(ctx))
 	chunks := make(chan []record, 2)
 	var (
 		mu       sync.Mutex
@@ -202,15 +231,31 @@ func (w *Worker) startTimer(ctx context.Context, msg jetstream.Msg) *scan {
 	switch t.Kind {
 	case timerDue:
 		w.timers.fired(t)
+		if _, err := w.freshService(ctx, t.Service); err != nil {
+			w.settleTimer(ctx, in, err)
+			return nil
+		}
 		filter = gap.ServicePrefix(t.Service)
-		s.chunk = func(ctx context.Context, recs []record) error { return w.gapChunk(ctx, recs, t, now) }
+		s.chunk = func(ctx context.Context, recs []record) error { return w.gapChunk(ctx, recs, t, now, false) }
 	case timerPass:
-		svc := w.svcs.get(t.Service)
+		// The service's state is read from the bucket, not the leader's
+		// view: a leader whose lease lapsed may have committed a portal
+		// event after this one took over.
+		svc, err := w.freshService(ctx, t.Service)
+		if err != nil {
+			w.settleTimer(ctx, in, err)
+			return nil
+		}
 		ready, ok := svc.ReadyAt(w.opts.Policy.Settle)
 		if !ok {
+			// Down again: no reminder now, but what an interrupted run of
+			// this pass committed is still published.
 			w.log.Info().Str("service", t.Service).Int("pass", t.Pass).Msg("restoration pass skipped: service is down again")
-			w.done([]*input{in})
-			return nil
+			filter = gap.ServicePrefix(t.Service)
+			t.Kind = timerPass
+			s.t = t
+			s.chunk = func(ctx context.Context, recs []record) error { return w.gapChunk(ctx, recs, t, now, true) }
+			break
 		}
 		if now.Before(ready.Add(-w.opts.Policy.Tolerance)) {
 			// Fired early (a flap moved the restoration): again when due.
@@ -219,7 +264,7 @@ func (w *Worker) startTimer(ctx context.Context, msg jetstream.Msg) *scan {
 			return nil
 		}
 		filter = gap.ServicePrefix(t.Service)
-		s.chunk = func(ctx context.Context, recs []record) error { return w.gapChunk(ctx, recs, t, now) }
+		s.chunk = func(ctx context.Context, recs []record) error { return w.gapChunk(ctx, recs, t, now, false) }
 		s.finish = func(ctx context.Context) error {
 			w.log.Info().Str("service", t.Service).Int("pass", t.Pass).Int("gaps", s.n).
 				Int64("took_ms", time.Since(s.start).Milliseconds()).Time("up_since", svc.UpSince()).Msg("restoration pass done")
@@ -249,7 +294,7 @@ func (w *Worker) startTimer(ctx context.Context, msg jetstream.Msg) *scan {
 		}
 		recs, err := w.store.load(ctx, []string{t.GapKey}, false)
 		if err == nil {
-			err = w.gapChunk(ctx, []record{recs[t.GapKey]}, t, now)
+			err = w.gapChunk(ctx, []record{recs[t.GapKey]}, t, now, false)
 		}
 		w.settleTimer(ctx, in, err)
 		return nil
@@ -275,10 +320,12 @@ func (w *Worker) settleTimer(_ context.Context, in *input, err error) {
 
 // gapChunk syncs the gaps of recs that timer t concerns: for a due
 // bucket, the open gaps due by now (and those whose messages its
-// interrupted run committed); for a restoration pass, every open gap.
+// interrupted run committed); for a restoration pass, every open gap; with
+// replayOnly, only those whose messages an interrupted run of t committed.
 // A gap due later than the bucket that fired (the broker's clock is ahead
-// of this worker's) sets a later bucket.
-func (w *Worker) gapChunk(ctx context.Context, recs []record, t timer, now time.Time) error {
+// of this worker's) sets a later bucket. A gap that cannot be synced is
+// logged and skipped: one bad record does not hold up the others.
+func (w *Worker) gapChunk(ctx context.Context, recs []record, t timer, now time.Time, replayOnly bool) error {
 	by := t.key()
 	var (
 		jobs  []*gapState
@@ -302,7 +349,7 @@ func (w *Worker) gapChunk(ctx context.Context, recs []record, t timer, now time.
 		_, replay := w.replayable(g.Pending, now, by)
 		switch {
 		case len(replay) > 0:
-		case !g.Open:
+		case replayOnly || !g.Open:
 			continue
 		case t.Kind == timerDue && g.WakeAt.IsZero():
 			continue
@@ -377,7 +424,7 @@ func (w *Worker) gapChunk(ctx context.Context, recs []record, t timer, now time.
 		for i, u := range units {
 			switch {
 			case u.err != nil:
-				return u.err
+				w.log.Error().Err(u.err).Str("gap", jobs[i].cur.key).Str("timer", by).Msg("gap cannot be synced: skipped")
 			case u.conflict():
 				w.metrics.conflict()
 				retry = append(retry, jobs[i])

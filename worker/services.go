@@ -43,6 +43,7 @@ func (w *Worker) loadServices(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	defer cur.close(ctx)
 	fresh := map[string]*outage.Service{}
 	for {
 		recs, err := cur.next(256)
@@ -65,4 +66,21 @@ func (w *Worker) loadServices(ctx context.Context) error {
 	w.svcs.svcs = fresh
 	w.svcs.mu.Unlock()
 	return nil
+}
+
+// freshService reads a service's state from the bucket and makes it the
+// leader's view.
+func (w *Worker) freshService(ctx context.Context, name string) (*outage.Service, error) {
+	recs, err := w.store.load(ctx, []string{serviceKey(name)}, true)
+	if err != nil {
+		return nil, fmt.Errorf("service %s: %w", name, err)
+	}
+	s := &outage.Service{Name: name}
+	if r := recs[serviceKey(name)]; r.exists() {
+		if err := json.Unmarshal(r.raw, s); err != nil {
+			return nil, fmt.Errorf("decode %s (revision %d): %w", r.key, r.rev, err)
+		}
+	}
+	w.svcs.put(s)
+	return s, nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -58,6 +59,9 @@ func newStore(js jetstream.JetStream, bucket string, cacheSize int) *store {
 
 // loadChunk is how many keys one batched read asks for.
 const loadChunk = 256
+
+// loadTimeout bounds one batched read.
+const loadTimeout = 10 * time.Second
 
 // load returns the records of keys: from the cache, and the rest with
 // batched direct gets (one request per loadChunk keys, a few at once).
@@ -123,19 +127,31 @@ func (s *store) getLast(ctx context.Context, keys []string) ([]record, error) {
 	for i, k := range keys {
 		subjects[i] = s.prefix + k
 	}
+	// The reply is a stream of messages ended by a marker; a reply cut
+	// short (a timeout ends the iteration without an error) must not make
+	// the missing keys look absent: it is an error, and the batch is
+	// retried.
+	ctx, cancel := context.WithTimeout(ctx, loadTimeout)
+	defer cancel()
 	it, err := jetstreamext.GetLastMsgsFor(ctx, s.js, s.stream, subjects, jetstreamext.GetLastMsgsBatchSize(len(subjects)))
 	if err != nil {
 		return nil, fmt.Errorf("read %d keys: %w", len(keys), err)
 	}
 	var out []record
+	complete := false
 	for m, err := range it {
 		if errors.Is(err, jetstreamext.ErrNoMessages) {
+			complete = true // none of the keys exists
 			break
 		}
 		if err != nil {
 			return nil, fmt.Errorf("read %d keys: %w", len(keys), err)
 		}
 		out = append(out, recordOf(strings.TrimPrefix(m.Subject, s.prefix), m.Header, m.Data, m.Sequence))
+		complete = m.Header.Get("Nats-Num-Pending") == "0"
+	}
+	if !complete {
+		return nil, fmt.Errorf("read %d keys: the reply ended after %d messages without its last: %w", len(keys), len(out), context.DeadlineExceeded)
 	}
 	return out, nil
 }

@@ -176,20 +176,23 @@ func (w *Worker) lead(ctx context.Context, l *lease.Lease) {
 	// applied in order while the lanes overlap (one plans while another
 	// waits for the broker). A portal event is a barrier: what was received
 	// before it is applied before it, what comes after sees it.
+	// held says whether this worker still leads: the lanes stop taking
+	// batches, and give them back, as soon as it does not.
+	leading, stopLeading := context.WithCancel(ctx)
+	defer stopLeading()
+	held := func() bool { return leading.Err() == nil && l.Held() }
 	lanes := make([]chan *input, w.opts.Concurrency)
 	var inflight, lwg sync.WaitGroup
 	for i := range lanes {
 		lanes[i] = make(chan *input, w.opts.BatchSize)
 		lwg.Add(1)
-		go func(ch chan *input) { defer lwg.Done(); w.lane(workCtx, ch, &inflight) }(lanes[i])
+		go func(ch chan *input) { defer lwg.Done(); w.lane(workCtx, ch, &inflight, held) }(lanes[i])
 	}
 	// Timers run beside the lanes, one at a time.
 	twg := sync.WaitGroup{}
 	twg.Add(1)
 	// leading ends when this loop does: the lease lost (even for a moment:
 	// a late renewal), or ctx cancelled. The timers stop with it.
-	leading, stopLeading := context.WithCancel(ctx)
-	defer stopLeading()
 	go func() { defer twg.Done(); w.runTimers(leading, workCtx, l, tmCh) }()
 
 	check := time.NewTicker(w.opts.LeaseTTL / 6) // to notice a lost lease while idle
@@ -200,6 +203,10 @@ func (w *Worker) lead(ctx context.Context, l *lease.Lease) {
 			in := w.newInput(m)
 			if in.portal() {
 				inflight.Wait()
+				if !l.Held() {
+					_ = m.Nak() // the next leader applies it
+					continue
+				}
 				w.processEvents(workCtx, []*input{in})
 				continue
 			}
@@ -243,7 +250,7 @@ func laneOf(in *input, n int) int {
 
 // lane processes the inputs of ch in batches of what is waiting, up to
 // BatchSize, until ch is closed.
-func (w *Worker) lane(ctx context.Context, ch <-chan *input, inflight *sync.WaitGroup) {
+func (w *Worker) lane(ctx context.Context, ch <-chan *input, inflight *sync.WaitGroup, held func() bool) {
 	for first := range ch {
 		batch := []*input{first}
 	gather:
@@ -258,7 +265,13 @@ func (w *Worker) lane(ctx context.Context, ch <-chan *input, inflight *sync.Wait
 				break gather
 			}
 		}
-		w.processEvents(ctx, batch)
+		if held() {
+			w.processEvents(ctx, batch)
+		} else {
+			for _, in := range batch {
+				_ = in.msg.Nak() // the next leader applies it
+			}
+		}
 		for range batch {
 			inflight.Done()
 		}
