@@ -59,19 +59,19 @@ type Config struct {
 	// HTTPAuth is the file of the HTTP credentials (user:bcrypt-hash and
 	// token:sha256-hex lines); HTTPAuthAll also guards /healthz, /readyz
 	// and /metrics with it.
-	HTTPAuth    string
-	HTTPAuthAll bool
-	LogLevel            string
-	LogFormat           string
-	NATSUser            string
-	NATSPassword        string
-	NATSToken           string
-	NATSCreds           string
-	NATSNKey            string
-	NATSCA              string
-	NATSCert            string
-	NATSKey             string
-	DrainTimeout        time.Duration
+	HTTPAuth     string
+	HTTPAuthAll  bool
+	LogLevel     string
+	LogFormat    string
+	NATSUser     string
+	NATSPassword string
+	NATSToken    string
+	NATSCreds    string
+	NATSNKey     string
+	NATSCA       string
+	NATSCert     string
+	NATSKey      string
+	DrainTimeout time.Duration
 
 	// ContributionSchedules are the contribution tables, checked by
 	// contribution.NewTable.
