@@ -48,7 +48,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	if len(args) > 0 {
 		switch args[0] {
 		case "--version", "-version", "version":
-			fmt.Fprintln(stdout, "promemoria", app.Version)
+			fmt.Fprintln(stdout, app.VersionLine())
 			return 0
 		case "--help", "-help", "-h", "help":
 			fmt.Fprint(stdout, usage)
