@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"regexp"
 	"testing"
 	"time"
 
@@ -145,6 +146,9 @@ func (f *fixture) eachOutput(t *testing.T, fn func(m *jetstream.RawStreamMsg)) {
 	}
 }
 
+// missingLabel matches what the console shows for a label it lacks.
+var missingLabel = regexp.MustCompile(`\[(?:[a-z_]+\.)+[a-z_]+\]`)
+
 // get fetches a page with the given Accept-Language.
 func (f *fixture) get(t *testing.T, path, acceptLanguage string) (*http.Response, string) {
 	t.Helper()
@@ -163,6 +167,9 @@ func (f *fixture) get(t *testing.T, path, acceptLanguage string) (*http.Response
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if m := missingLabel.Find(b); m != nil {
+		t.Errorf("%s shows a missing label %s", path, m)
 	}
 	return resp, string(b)
 }

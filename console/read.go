@@ -382,6 +382,15 @@ type output struct {
 	Delivery   *events.Delivery
 }
 
+// When is the message's time: the event's own, else when the stream
+// recorded it.
+func (o *output) When() time.Time {
+	if !o.Env.Time.IsZero() {
+		return o.Env.Time
+	}
+	return o.Received
+}
+
 // classOf returns the class of an output type.
 func classOf(t events.Type) string {
 	switch t {
