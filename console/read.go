@@ -40,6 +40,9 @@ const (
 	// outputScan is how many of the latest output messages the tender page
 	// searches; "search older" goes on from where it stopped.
 	outputScan = 20_000
+	// countChunk is how many records one request of the open gaps' count
+	// asks for: it reads them all, so in large chunks.
+	countChunk = 4096
 )
 
 // stateStream and stateSubject name the state bucket's stream and the
@@ -65,9 +68,14 @@ type reader struct {
 // stream ends or limit messages were read (0: no limit). It returns the
 // number of matching messages after the last one read (0 at the end).
 func (r *reader) eachMsg(ctx context.Context, stream, subject string, from uint64, limit int, fn func(m *jetstream.RawStreamMsg) bool) (pending uint64, err error) {
+	return r.eachMsgChunked(ctx, stream, subject, from, limit, chunk, fn)
+}
+
+// eachMsgChunked is eachMsg asking for size messages at a time.
+func (r *reader) eachMsgChunked(ctx context.Context, stream, subject string, from uint64, limit, size int, fn func(m *jetstream.RawStreamMsg) bool) (pending uint64, err error) {
 	read := 0
 	for {
-		n := chunk
+		n := size
 		if limit > 0 {
 			n = min(n, limit-read)
 			if n <= 0 {
@@ -346,7 +354,7 @@ func (c *gapCounts) get(wait time.Duration, count func(context.Context) (map[str
 // countOpen counts the open gaps per service, reading every gap record.
 func (r *reader) countOpen(ctx context.Context) (map[string]int, error) {
 	out := map[string]int{}
-	_, err := r.eachMsg(ctx, stateStream, stateSubject("gap.>"), 1, 0, func(m *jetstream.RawStreamMsg) bool {
+	_, err := r.eachMsgChunked(ctx, stateStream, stateSubject("gap.>"), 1, 0, countChunk, func(m *jetstream.RawStreamMsg) bool {
 		var g struct {
 			Service string `json:"service"`
 			Open    bool   `json:"open"`
