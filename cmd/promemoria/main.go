@@ -32,10 +32,11 @@ Usage:
   promemoria publish TYPE [FILE|-]    validate and publish an input event
   promemoria pending [flags]          list the open gaps of a running promemoria
   promemoria services [flags]         list the ANAC services and their state
-  promemoria demo [--speed N]         replay the May 2021 ANAC outage in under a minute
+  promemoria demo [--speed N] [--keep] replay the May 2021 ANAC outage in under a minute
+                                      (--keep: then leave it running with the web console)
   promemoria probe --once [flags]     check the configured outage probes once
   promemoria notify [flags]           deliver reminders by e-mail/PEC and webhook, apart from serve
-  promemoria --version                print the version
+  promemoria --version                print the version (module version or VCS revision)
 
 Run "promemoria COMMAND --help" for a command's flags.
 Exit status: 0 ok, 1 failure, 2 bad usage.
