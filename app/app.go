@@ -31,9 +31,6 @@ import (
 	"github.com/promemoria/promemoria/worker"
 )
 
-// Version is set at build time with -ldflags "-X .../app.Version=…".
-var Version = "dev"
-
 // App is a running promemoria.
 type App struct {
 	cfg    *config.Config

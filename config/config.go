@@ -56,17 +56,22 @@ type Config struct {
 	Replicas            int
 	MaxEventBytes       int
 	HTTPListen          string
-	LogLevel            string
-	LogFormat           string
-	NATSUser            string
-	NATSPassword        string
-	NATSToken           string
-	NATSCreds           string
-	NATSNKey            string
-	NATSCA              string
-	NATSCert            string
-	NATSKey             string
-	DrainTimeout        time.Duration
+	// HTTPAuth is the file of the HTTP credentials (user:bcrypt-hash and
+	// token:sha256-hex lines); HTTPAuthAll also guards /healthz, /readyz
+	// and /metrics with it.
+	HTTPAuth     string
+	HTTPAuthAll  bool
+	LogLevel     string
+	LogFormat    string
+	NATSUser     string
+	NATSPassword string
+	NATSToken    string
+	NATSCreds    string
+	NATSNKey     string
+	NATSCA       string
+	NATSCert     string
+	NATSKey      string
+	DrainTimeout time.Duration
 
 	// ContributionSchedules are the contribution tables, checked by
 	// contribution.NewTable.
@@ -431,7 +436,11 @@ func Settings() []Setting {
 		return err
 	}, func(c *Config) string { return strconv.Itoa(c.MaxEventBytes) })
 	f, g = hostPort(true, func(c *Config) *string { return &c.HTTPListen })
-	add("http_listen", "127.0.0.1:8080", "address of /healthz, /readyz, /metrics and /v1; empty disables", false, f, g)
+	add("http_listen", "127.0.0.1:8080", "address of the web console, /v1, /healthz, /readyz and /metrics; empty disables", false, f, g)
+	f, g = str(func(c *Config) *string { return &c.HTTPAuth })
+	add("http_auth", "", "file of the HTTP credentials: lines user:<bcrypt hash> (basic authentication) or token:<sha256 hex of a bearer token>; required for the console and /v1 when http_listen is not a loopback address", false, f, g)
+	f, g = boolean(func(c *Config) *bool { return &c.HTTPAuthAll })
+	add("http_auth_all", "false", "also require the http_auth credentials for /healthz, /readyz and /metrics", false, f, g)
 	add("log_level", "info", "debug, info, warn or error", false, func(c *Config, v string) error {
 		if !slices.Contains([]string{"debug", "info", "warn", "error"}, v) {
 			return fmt.Errorf("%q: want debug, info, warn or error", v)
@@ -727,7 +736,7 @@ func (c *Config) check() error {
 	if c.NATSURL == "" && (c.NATSUser != "" || c.NATSPassword != "" || c.NATSToken != "" || c.NATSCreds != "" || c.NATSNKey != "") {
 		return &Error{Setting: "nats_url", Origin: "credentials given", Err: errors.New("NATS credentials need an external server: set nats_url, or configure the embedded server with embedded_config")}
 	}
-	for _, p := range []struct{ name, path string }{{"nats_creds", c.NATSCreds}, {"nats_nkey", c.NATSNKey}, {"nats_ca", c.NATSCA}, {"nats_cert", c.NATSCert}, {"nats_key", c.NATSKey}, {"embedded_config", c.EmbeddedConfig}} {
+	for _, p := range []struct{ name, path string }{{"nats_creds", c.NATSCreds}, {"nats_nkey", c.NATSNKey}, {"nats_ca", c.NATSCA}, {"nats_cert", c.NATSCert}, {"nats_key", c.NATSKey}, {"embedded_config", c.EmbeddedConfig}, {"http_auth", c.HTTPAuth}} {
 		if p.path == "" {
 			continue
 		}
@@ -737,6 +746,9 @@ func (c *Config) check() error {
 	}
 	if err := c.checkDelivery(); err != nil {
 		return err
+	}
+	if c.HTTPAuthAll && c.HTTPAuth == "" {
+		return &Error{Setting: "http_auth_all", Origin: "http_auth empty", Err: errors.New("http_auth_all guards the health endpoints with http_auth: set http_auth to the credentials file too")}
 	}
 	if c.TemplatesDir != "" {
 		fi, err := os.Stat(c.TemplatesDir)

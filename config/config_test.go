@@ -1059,3 +1059,27 @@ func TestDeliverySettings(t *testing.T) {
 		}
 	}
 }
+
+// TestExampleHasEverySetting checks that promemoria.example.yaml has every
+// setting of the table, naming each missing one, and that it is what
+// go generate ./config writes.
+func TestExampleHasEverySetting(t *testing.T) {
+	raw, err := os.ReadFile("../promemoria.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string]bool{}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if k, _, ok := strings.Cut(line, ":"); ok && k != "" && !strings.HasPrefix(k, "#") && !strings.HasPrefix(k, " ") {
+			keys[k] = true
+		}
+	}
+	for _, s := range Settings() {
+		if !keys[s.Name] {
+			t.Errorf("promemoria.example.yaml lacks the setting %s: run go generate ./config", s.Name)
+		}
+	}
+	if !bytes.Equal(raw, Example()) {
+		t.Error("promemoria.example.yaml is not what the settings table generates: run go generate ./config")
+	}
+}

@@ -260,7 +260,7 @@ func (s *Stage) Run(ctx context.Context) error {
 	select {
 	case <-drained:
 	case <-time.After(s.opts.DrainTimeout):
-		s.log.Warn().Dur("drain_timeout", s.opts.DrainTimeout).Msg("deliveries still in flight at shutdown: they will be tried again")
+		s.log.Warn().Str("drain_timeout", s.opts.DrainTimeout.String()).Msg("deliveries still in flight at shutdown: they will be tried again")
 	}
 	s.sendCancel()
 	<-drained
@@ -495,7 +495,7 @@ func (s *Stage) try(r events.Receiver, d *events.Delivery, items []*item, send f
 		s.metrics.retries.Add(1)
 		s.metrics.retriesC.WithLabelValues(string(r)).Inc()
 		s.log.Warn().Err(o.err).Str("receiver", string(r)).Str("reminder_id", strings.Join(d.ReminderIDs, ",")).
-			Int("attempt", attempt).Dur("retry_in", wait).Msg("delivery failed; will retry")
+			Int("attempt", attempt).Str("retry_in", wait.Round(time.Millisecond).String()).Msg("delivery failed; will retry")
 		select {
 		case <-s.sendCtx.Done():
 			return "", false

@@ -190,7 +190,7 @@ func (l *Lease) tend(ctx context.Context) {
 		switch {
 		case err == nil:
 			l.set(newRev, sent)
-			l.log.Info().Dur("lease_ttl", l.o.TTL).Msg("lease acquired")
+			l.log.Info().Str("lease_ttl", l.o.TTL.String()).Msg("lease acquired")
 			l.warned = ""
 			l.notify(true)
 		case errors.Is(err, jetstream.ErrKeyExists), errors.Is(err, jetstream.ErrKeyRevisionMismatch):

@@ -562,7 +562,7 @@ func (r *Runner) loop(ctx context.Context, s Spec, out chan<- Result) {
 		}
 		r.m.observe(res)
 		r.log.Debug().Str("service", s.Service).Str("url", r.urls[s.Service]).Bool("ok", res.OK).Int("status", res.Status).
-			Dur("latency", res.Latency).Str("problem", res.Problem).Msg("checked")
+			Int64("latency_ms", res.Latency.Milliseconds()).Str("problem", res.Problem).Msg("checked")
 		select {
 		case out <- res:
 		case <-ctx.Done():

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -38,6 +39,12 @@ RUPs get their reminders, repeats and the art. 25 advice; CIGs and payments
 arrive and the gaps are resolved. It needs nothing else, ignores NATS_URL and
 the PROMEMORIA_* variables, and takes about 20 seconds.
 
+With --keep the service keeps running once the story is told, its clock
+stopped at the story's end, with the web console on --http-listen (default
+127.0.0.1:8080): open it to see the services' outages of May 2021, the gaps
+(state "All"), each tender's messages and the dead letter. Ctrl-C stops it
+and removes its data.
+
 Exit status: 0 the story ran as expected, 1 it did not, 2 bad usage.
 `
 
@@ -59,29 +66,50 @@ var (
 	demoStart = time.Date(2021, time.May, 6, 11, 0, 0, 0, demoRome)
 )
 
-// demoClock is the demo's time: from v0 at real time r0, rate times faster.
+// demoClock is the demo's time: from v0 at real time r0, rate times faster,
+// until it is stopped.
 type demoClock struct {
 	r0, v0 time.Time
 	rate   float64
+	// stopped, once set, is the time the clock shows from then on.
+	stopped atomic.Pointer[time.Time]
 }
 
-func (c demoClock) Now() time.Time {
+func (c *demoClock) Now() time.Time {
+	if t := c.stopped.Load(); t != nil {
+		return *t
+	}
 	return c.v0.Add(time.Duration(float64(time.Since(c.r0)) * c.rate))
+}
+
+// Stop stops the clock at the time it shows.
+func (c *demoClock) Stop() {
+	t := c.Now()
+	c.stopped.Store(&t)
 }
 
 // ToServer maps a time of the demo's clock to the wall clock the broker
 // fires its timers by.
-func (c demoClock) ToServer(v time.Time) time.Time {
+func (c *demoClock) ToServer(v time.Time) time.Time {
 	return c.r0.Add(time.Duration(float64(v.Sub(c.v0)) / c.rate))
 }
 
 // Real returns how long a span of the demo's time lasts on the wall clock.
-func (c demoClock) Real(d time.Duration) time.Duration { return time.Duration(float64(d) / c.rate) }
+func (c *demoClock) Real(d time.Duration) time.Duration { return time.Duration(float64(d) / c.rate) }
 
-func runDemo(args []string, _ func(string) string, stdout, stderr io.Writer) int {
+func runDemo(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return runDemoContext(ctx, args, getenv, stdout, stderr)
+}
+
+// runDemoContext is runDemo until ctx ends (a signal, or a test).
+func runDemoContext(ctx context.Context, args []string, _ func(string) string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("demo")
 	speed := fs.Float64("speed", 1, "time compression: 2 runs the story twice as fast (0.5 to 5)")
 	verbose := fs.Bool("verbose", false, "also print the service's logs on standard error")
+	keep := fs.Bool("keep", false, "keep the service running after the story, with the web console, until Ctrl-C")
+	httpListen := fs.String("http-listen", "127.0.0.1:8080", "address of the web console with --keep")
 	pos, code := parseCommand(fs, "demo", demoUsage, args, stdout, stderr)
 	if code >= 0 {
 		return code
@@ -100,11 +128,11 @@ func runDemo(args []string, _ func(string) string, stdout, stderr io.Writer) int
 		out:   &syncWriter{w: stdout},
 		log:   zerolog.New(zerolog.ConsoleWriter{Out: stderr, TimeFormat: time.TimeOnly, NoColor: !isTerminal(stderr)}).Level(level).With().Timestamp().Logger(),
 		speed: *speed,
+		keep:  *keep,
+		http:  *httpListen,
 		ids:   map[string]bool{},
 		shown: map[string]bool{},
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	if err := d.run(ctx); err != nil {
 		fmt.Fprintf(stderr, "promemoria demo: %v\n", err)
 		return 1
@@ -148,7 +176,11 @@ type demo struct {
 	out   *syncWriter
 	log   zerolog.Logger
 	speed float64
-	clock demoClock
+	// keep leaves the service running after the story, with the console
+	// on http.
+	keep  bool
+	http  string
+	clock *demoClock
 	subj  events.Subjects
 	app   *app.App
 	js    jetstream.JetStream
@@ -196,16 +228,20 @@ var (
 	cigUp       = time.Date(2021, time.May, 7, 8, 0, 0, 0, demoRome)
 )
 
-func (d *demo) run(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, demoTimeout)
+func (d *demo) run(appCtx context.Context) error {
+	ctx, cancel := context.WithTimeout(appCtx, demoTimeout)
 	defer cancel()
 	dir, err := os.MkdirTemp("", "promemoria-demo-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
+	httpListen := ""
+	if d.keep {
+		httpListen = d.http
+	}
 	cfg, err := config.Load("demo", []string{
-		"--data-dir", dir, "--listen", "127.0.0.1:0", "--http-listen", "",
+		"--data-dir", dir, "--listen", "127.0.0.1:0", "--http-listen", httpListen,
 		"--settle", demoSettle.String(), "--repeat-interval", demoRepeat.String(), "--escalate-before", demoEscalate.String(),
 		// The demo's clock runs thousands of times faster than the broker's
 		// timers resolve (a second): long office hours keep the story from
@@ -217,8 +253,10 @@ func (d *demo) run(ctx context.Context) error {
 		return err
 	}
 	d.subj, _ = events.NewSubjects(cfg.SubjectPrefix)
-	d.clock = demoClock{r0: time.Now(), v0: demoStart, rate: demoRate * d.speed}
-	d.app, err = app.Start(ctx, cfg, d.log, app.Options{Name: "demo", Now: d.clock.Now, ToServer: d.clock.ToServer})
+	d.clock = &demoClock{r0: time.Now(), v0: demoStart, rate: demoRate * d.speed}
+	// The service runs until the demo ends (appCtx), the story within
+	// demoTimeout (ctx).
+	d.app, err = app.Start(appCtx, cfg, d.log, app.Options{Name: "demo", Now: d.clock.Now, ToServer: d.clock.ToServer})
 	if err != nil {
 		return fmt.Errorf("start promemoria: %w", err)
 	}
@@ -254,7 +292,18 @@ func (d *demo) run(ctx context.Context) error {
 		return err
 	}
 	cc.Stop()
-	return d.summary(ctx)
+	if err := d.summary(ctx); err != nil || !d.keep {
+		return err
+	}
+	d.clock.Stop()
+	d.printf("\nThe service keeps running, its clock stopped at %s, with the web console at\n", stamp(d.clock.Now()))
+	d.printf("    http://%s/\n", d.app.HTTPAddr())
+	d.printf("Services shows the outages of May 2021 on each service's timeline; Gaps, with State \"All\", the\n")
+	d.printf("gaps of the story, now resolved; Tender %s its lots, bids, gaps and every message\n", tenderB)
+	d.printf("in order; Activity the reminders, advices and the dead letter (open it for its reason and bytes).\n")
+	d.printf("NATS is at %s. Ctrl-C stops the service and removes its data.\n", d.app.ClientURL())
+	<-appCtx.Done()
+	return nil
 }
 
 func (d *demo) story(ctx context.Context) error {

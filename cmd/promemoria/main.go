@@ -32,10 +32,11 @@ Usage:
   promemoria publish TYPE [FILE|-]    validate and publish an input event
   promemoria pending [flags]          list the open gaps of a running promemoria
   promemoria services [flags]         list the ANAC services and their state
-  promemoria demo [--speed N]         replay the May 2021 ANAC outage in under a minute
+  promemoria demo [--speed N] [--keep] replay the May 2021 ANAC outage in under a minute
+                                      (--keep: then leave it running with the web console)
   promemoria probe --once [flags]     check the configured outage probes once
   promemoria notify [flags]           deliver reminders by e-mail/PEC and webhook, apart from serve
-  promemoria --version                print the version
+  promemoria --version                print the version (module version or VCS revision)
 
 Run "promemoria COMMAND --help" for a command's flags.
 Exit status: 0 ok, 1 failure, 2 bad usage.
@@ -48,7 +49,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	if len(args) > 0 {
 		switch args[0] {
 		case "--version", "-version", "version":
-			fmt.Fprintln(stdout, "promemoria", app.Version)
+			fmt.Fprintln(stdout, app.VersionLine())
 			return 0
 		case "--help", "-help", "-h", "help":
 			fmt.Fprint(stdout, usage)
