@@ -223,7 +223,7 @@ func (r *reader) gaps(ctx context.Context, f gapFilter, after uint64, size int, 
 			decodeErr = fmt.Errorf("decode %s (sequence %d): %w", m.Subject, m.Sequence, err)
 			return false
 		}
-		row := gapRow{PendingGap: pendingOf(g, svcs[g.Service], settle, now), Seq: m.Sequence}
+		row := gapRow{PendingGap: worker.PendingOf(g, svcs[g.Service], settle, now), Seq: m.Sequence}
 		if row.Key == "" {
 			row.Key = m.Subject
 		}
@@ -254,51 +254,6 @@ func closedIn(raw []byte) bool {
 		Open bool `json:"open"`
 	}
 	return json.Unmarshal(raw, &g) == nil && !g.Open
-}
-
-// pendingOf describes a gap as worker.Pending does, for one record read by
-// a listing: the same fields and the same states.
-func pendingOf(g *gap.Gap, svc *outage.Service, settle time.Duration, now time.Time) worker.PendingGap {
-	if svc == nil {
-		svc = &outage.Service{Name: g.Service}
-	}
-	p := worker.PendingGap{
-		Key: g.Key, TenderID: g.TenderID, TenderTitle: g.Title, LotID: g.LotID, Kind: g.Kind, Service: g.Service,
-		OperatorFiscalCode: g.OperatorFiscalCode(), Recipient: g.Recipient(),
-		RemindersSent: g.Sequence, LastRemindedAt: g.LastRemindedAt, NextDue: g.WakeAt,
-		Deadline: g.Deadline, OpenedAt: g.OpenedAt, Escalated: g.Escalated, EscalatedAt: g.EscalatedAt,
-		ServiceUp: svc.Up(), CIG: g.CIG,
-	}
-	if g.ContributionKnown {
-		p.ContributionCents, p.ContributionTable = g.ContributionCents, g.ContributionTable
-	}
-	ready, ok := svc.ReadyAt(settle)
-	if !ok || now.Before(ready) {
-		p.WaitingFor = append(p.WaitingFor, g.Service)
-	}
-	if g.NeedsCIG() {
-		p.WaitingFor = append(p.WaitingFor, worker.WaitingCIG)
-	}
-	switch {
-	case g.Exempt:
-		p.State, p.WaitingFor = worker.PendingExempt, nil
-	case !g.Open:
-		p.State, p.WaitingFor = worker.PendingResolved, nil
-	case !ok:
-		p.State = worker.PendingServiceDown
-	case g.NeedsCIG():
-		p.State = worker.PendingWaitingCIG
-	case g.Sequence > 0:
-		p.State = worker.PendingReminded
-	case now.Before(ready):
-		p.State = worker.PendingSettling
-	default:
-		p.State = worker.PendingDue
-	}
-	if ok {
-		p.ReadyAt = ready
-	}
-	return p
 }
 
 // gapCounts caches the number of open gaps per service: counting them reads

@@ -147,7 +147,7 @@ func Pending(ctx context.Context, kv jetstream.KeyValue, f PendingFilter, settle
 			}
 			services[g.Service] = svc
 		}
-		out = append(out, pendingOf(g, svc, settle, now))
+		out = append(out, PendingOf(g, svc, settle, now))
 		return nil
 	})
 	if err != nil {
@@ -180,7 +180,12 @@ func pendingFilter(f PendingFilter) string {
 	return "gap." + tok(f.Service) + "." + tok(string(f.Kind)) + "." + tok(f.TenderID) + ".>"
 }
 
-func pendingOf(g *gap.Gap, svc *outage.Service, settle time.Duration, now time.Time) PendingGap {
+// PendingOf describes one gap record as Pending lists it, given the state
+// of its service (nil: never reported down), settle and now.
+func PendingOf(g *gap.Gap, svc *outage.Service, settle time.Duration, now time.Time) PendingGap {
+	if svc == nil {
+		svc = &outage.Service{Name: g.Service}
+	}
 	p := PendingGap{
 		Key: g.Key, TenderID: g.TenderID, TenderTitle: g.Title, LotID: g.LotID, Kind: g.Kind, Service: g.Service,
 		OperatorFiscalCode: g.OperatorFiscalCode(), Recipient: g.Recipient(),
