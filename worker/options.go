@@ -49,7 +49,7 @@ type Options struct {
 	// (default 10s).
 	LeaseTTL time.Duration
 	// CacheSize bounds how many state records the leader keeps in memory
-	// (default 16384).
+	// (default 8192).
 	CacheSize int
 	// MaxAttempts is how many times a failing message is tried before it is
 	// dead-lettered (default 10).
@@ -148,7 +148,7 @@ func (o *Options) setDefaults() error {
 		return fmt.Errorf("lease TTL %s: write at least %s", o.LeaseTTL, lease.MinTTL)
 	}
 	if o.CacheSize == 0 {
-		o.CacheSize = 16384
+		o.CacheSize = 8192
 	}
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = 10

@@ -188,7 +188,7 @@ func (w *Worker) lead(ctx context.Context, l *lease.Lease) {
 		lwg.Add(1)
 		go func(ch chan *input) { defer lwg.Done(); w.lane(workCtx, ch, &inflight, held) }(lanes[i])
 	}
-	// Timers run beside the lanes, one at a time.
+	// Timers run beside the lanes.
 	twg := sync.WaitGroup{}
 	twg.Add(1)
 	// leading ends when this loop does: the lease lost (even for a moment:
@@ -278,16 +278,34 @@ func (w *Worker) lane(ctx context.Context, ch <-chan *input, inflight *sync.Wait
 	}
 }
 
-// runTimers handles fired timers one at a time while leading (until ctx
-// ends) and the lease is held:
-// a timer that concerns many records runs as a scan.
+// maxTimers is how many fired timers run at once: the restoration passes
+// of several services, a due bucket, the advice sweep.
+const maxTimers = 2
+
+// runTimers handles fired timers while leading (until ctx ends) and the
+// lease is held, up to maxTimers at once: a timer that concerns many
+// records runs as a scan.
 func (w *Worker) runTimers(ctx, workCtx context.Context, l *lease.Lease, ch <-chan jetstream.Msg) {
-	for ctx.Err() == nil && l.Held() {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	sem := make(chan struct{}, maxTimers)
+	held := func() bool { return ctx.Err() == nil && l.Held() }
+	for held() {
 		select {
 		case m := <-ch:
-			if s := w.startTimer(workCtx, m); s != nil {
-				w.run(workCtx, s, func() bool { return ctx.Err() == nil && l.Held() })
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				_ = m.Nak()
+				continue
 			}
+			wg.Add(1)
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				if s := w.startTimer(workCtx, m); s != nil {
+					w.run(workCtx, s, held)
+				}
+			}()
 		case <-ctx.Done():
 		case <-time.After(w.opts.LeaseTTL / 6):
 		}
