@@ -37,7 +37,7 @@ type Options struct {
 	// together at most (default 500).
 	BatchSize int
 	// FanOut is how many records a scan (a restoration pass, a due
-	// bucket, the advice sweep) reads and flushes at once (default 1000).
+	// bucket, the advice sweep) reads and flushes at once (default 500).
 	FanOut int
 	// TimerResolution is the width of the time buckets gaps fall due in:
 	// the gaps of one service due within a bucket are woken together by
@@ -139,7 +139,7 @@ func (o *Options) setDefaults() error {
 		o.BatchSize = 500
 	}
 	if o.FanOut <= 0 {
-		o.FanOut = 1000
+		o.FanOut = 500
 	}
 	if o.LeaseTTL <= 0 {
 		o.LeaseTTL = 10 * time.Second

@@ -62,7 +62,7 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Worker, error) {
 	// An asynchronous publish whose acknowledgement is lost (the broker
 	// died after receiving it) would be waited for forever: it fails after
 	// publishTimeout, and the batch is retried.
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4*opts.BatchSize+4*opts.FanOut+1024),
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(2*opts.BatchSize+4*opts.FanOut+1024),
 		jetstream.WithPublishAsyncTimeout(publishTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
