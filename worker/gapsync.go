@@ -98,16 +98,20 @@ func (w *Worker) stepGap(u *unit, gs *gapState, s gapSync) error {
 	}
 
 	// replay
+	var others []gap.Action // recent pending actions of other timers, not replayed yet
 	if !gs.replayed {
 		gs.replayed = true
 		keep, replay := w.replayable(g.Pending, s.now, s.by)
 		g.Pending = keep
-		for _, a := range replay {
-			m, err := w.reminderMsg(g, svc, a, a.At)
-			if err != nil {
-				return err
+		if err := w.replay(u, g, svc, replay); err != nil {
+			return err
+		}
+		if s.by != "" {
+			for _, a := range keep {
+				if a.By != s.by {
+					others = append(others, a)
+				}
 			}
-			u.after = append(u.after, m)
 		}
 	}
 
@@ -118,6 +122,14 @@ func (w *Worker) stepGap(u *unit, gs *gapState, s gapSync) error {
 
 	// plan
 	d := gap.Plan(g, svc, s.now, w.opts.Policy)
+	if len(d.Actions) > 0 {
+		// Whatever else the record says was sent lately goes out again
+		// first, so that a reminder interrupted by a crash is never
+		// published after the ones that follow it.
+		if err := w.replay(u, g, svc, others); err != nil {
+			return err
+		}
+	}
 	for _, a := range d.Actions {
 		g.Record(a, s.now)
 		a.At, a.By = s.now, s.by
@@ -164,6 +176,19 @@ func (w *Worker) commitGap(u *unit, gs *gapState, now time.Time) error {
 	snapshot := *g
 	u.writes = append(u.writes, &write{key: g.Key, rev: gs.cur.rev, val: val, then: gs.then,
 		committed: func() { w.gapChanged(&snapshot, stored, wasOpen, wasExempt) }})
+	return nil
+}
+
+// replay adds the messages of pending actions to those published after
+// the commit.
+func (w *Worker) replay(u *unit, g *gap.Gap, svc *outage.Service, actions []gap.Action) error {
+	for _, a := range actions {
+		m, err := w.reminderMsg(g, svc, a, a.At)
+		if err != nil {
+			return err
+		}
+		u.after = append(u.after, m)
+	}
 	return nil
 }
 

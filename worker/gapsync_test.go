@@ -208,3 +208,32 @@ func itoa(n int64) string {
 	b, _ := json.Marshal(n)
 	return string(b)
 }
+
+// TestInterruptedReminderGoesFirst: a pass committed reminder #1 and was
+// interrupted before publishing it; a due timer that decides #2 publishes
+// #1 again first, so the stream never has #2 before #1.
+func TestInterruptedReminderGoesFirst(t *testing.T) {
+	w := pureWorker(t)
+	g := cigSpec(true)
+	g.Sequence, g.LastRemindedAt = 1, syncNow.Add(-2*time.Hour)
+	g.Pending = []gap.Action{{Type: gap.ActRemind, Sequence: 1, At: syncNow.Add(-2 * time.Hour), By: "pass.pcp.1"}}
+	u := &unit{}
+	if err := w.syncGap(u, gapSync{cur: stored(t, g, 9), now: syncNow, by: "due.pcp.1"}); err != nil {
+		t.Fatal(err)
+	}
+	if len(u.after) != 1 || u.after[0].seq != 1 {
+		t.Fatalf("published before the commit's messages: %+v, want the pending #1", u.after)
+	}
+	if len(u.writes) != 1 || len(u.writes[0].then) != 1 || u.writes[0].then[0].seq != 2 {
+		t.Fatalf("writes %+v, want one carrying #2", u.writes)
+	}
+	// With nothing new to send, another timer leaves #1 to its own.
+	u2 := &unit{}
+	g.Sequence, g.LastRemindedAt = 1, syncNow
+	if err := w.syncGap(u2, gapSync{cur: stored(t, g, 9), now: syncNow, by: "due.pcp.2"}); err != nil {
+		t.Fatal(err)
+	}
+	if len(u2.after) != 0 {
+		t.Errorf("another timer with nothing to send republished %+v", u2.after)
+	}
+}

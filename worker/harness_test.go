@@ -48,6 +48,7 @@ func testOptions(t *testing.T) worker.Options {
 		SweepGrace:  2 * time.Second,
 		Concurrency: 8,
 		AckWait:     5 * time.Second,
+		LeaseTTL:    2 * time.Second, // a worker restarted after a crash takes over soon
 		Logger:      zerolog.New(zerolog.NewTestWriter(t)).Level(level).With().Timestamp().Logger(),
 	}
 }
