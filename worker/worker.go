@@ -282,17 +282,23 @@ func (w *Worker) lane(ctx context.Context, ch <-chan *input, inflight *sync.Wait
 // of several services, a due bucket, the advice sweep.
 const maxTimers = 2
 
-// runTimers handles fired timers while leading (until ctx ends) and the
-// lease is held, up to maxTimers at once: a timer that concerns many
-// records runs as a scan.
+// runTimers handles fired timers until ctx ends, which is when the leader
+// stops leading (lead decides, so that the lanes and the timers stop
+// together), up to maxTimers at once: a timer that concerns many records
+// runs as a scan. A timer received while the lease has lapsed is given
+// back.
 func (w *Worker) runTimers(ctx, workCtx context.Context, l *lease.Lease, ch <-chan jetstream.Msg) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	sem := make(chan struct{}, maxTimers)
 	held := func() bool { return ctx.Err() == nil && l.Held() }
-	for held() {
+	for ctx.Err() == nil {
 		select {
 		case m := <-ch:
+			if !held() {
+				_ = m.Nak() // the next leader handles it
+				continue
+			}
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():
@@ -307,7 +313,6 @@ func (w *Worker) runTimers(ctx, workCtx context.Context, l *lease.Lease, ch <-ch
 				}
 			}()
 		case <-ctx.Done():
-		case <-time.After(w.opts.LeaseTTL / 6):
 		}
 	}
 }
