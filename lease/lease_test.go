@@ -167,8 +167,10 @@ func TestOneHolderAtATime(t *testing.T) {
 	if string(e.Value()) != string(first.token) {
 		t.Fatalf("the key holds %q, want the holder's token %q", e.Value(), first.token)
 	}
-	if rev := first.Revision(); rev == 0 || !first.ValidUntil().After(time.Now()) {
-		t.Fatalf("the holder's revision %d, valid until %s: want a revision and a validity to come", rev, first.ValidUntil())
+	// A validity, not one still to come: on a busy machine a renewal can
+	// be late by more than the margin, and the holder then gives up.
+	if rev := first.Revision(); (rev == 0 || first.ValidUntil().IsZero()) && first.Held() {
+		t.Fatalf("the holder's revision %d, valid until %s: want a revision and a validity", rev, first.ValidUntil())
 	}
 	for _, h := range hs {
 		if h != first && (h.Revision() != 0 || !h.ValidUntil().IsZero()) {
@@ -190,7 +192,11 @@ func TestOneHolderAtATime(t *testing.T) {
 	}
 	stopped := time.Now()
 	rest := slices.DeleteFunc(slices.Clone(hs), func(h *holder) bool { return h == first })
-	natstest.WaitFor(t, deadline, "another holder", func() bool { return len(holders(rest)) == 1 })
+	// OnChange(true) follows the state it reports: wait for both.
+	natstest.WaitFor(t, deadline, "another holder", func() bool {
+		h := holders(rest)
+		return len(h) == 1 && len(h[0].changed()) > 0
+	})
 	t.Logf("taken over %s after the holder stopped (TTL %s)", time.Since(stopped).Round(time.Millisecond), ttl)
 	second := holders(rest)[0]
 	checkChanges(t, second.o.Name, second.changed(), true)
@@ -214,11 +220,16 @@ func TestExpiry(t *testing.T) {
 
 	a.nc.Close()
 	b := start(t, srv, "b", short)
-	natstest.WaitFor(t, deadline, "the first holder to give the lease up", func() bool { return !a.Held() && a.Revision() == 0 })
+	// OnChange(false) follows the state it reports: wait for both.
+	natstest.WaitFor(t, deadline, "the first holder to give the lease up", func() bool {
+		c := a.changed()
+		return !a.Held() && a.Revision() == 0 && len(c) > 0 && !c[len(c)-1]
+	})
 	checkChanges(t, "a", a.changed(), false)
 	if err := b.Wait(ctx); err != nil {
 		t.Fatal(err)
 	}
+	natstest.WaitFor(t, deadline, "the new holder told", func() bool { return len(b.changed()) > 0 })
 	checkChanges(t, "b", b.changed(), true)
 	e, err := kv.Get(ctx, key)
 	if err != nil {
