@@ -108,25 +108,12 @@ func RunFanOut(ctx context.Context, n int, o FanOutOptions) (*FanOutResult, erro
 
 	// The outage: every service down, then the tenders and bids.
 	res := &FanOutResult{N: n}
-	base := time.Now().Add(-time.Hour)
-	if err := pub.sync(ctx, Portal(false, "outage-down", base.Add(-time.Minute))); err != nil {
-		return nil, err
-	}
-	gen := NewOutage(n, base)
 	start := time.Now()
-	for {
-		in, ok := gen.Next()
-		if !ok {
-			break
-		}
-		res.LoadEvents++
-		if err := pub.async(in.Subject, in.MsgID, in.Body); err != nil {
-			return nil, err
-		}
-	}
-	if err := pub.wait(ctx); err != nil {
+	gen, events, err := publishOutage(ctx, pub, n)
+	if err != nil {
 		return nil, err
 	}
+	res.LoadEvents = events
 	if _, err := waitDone(ctx, obs, worker.ConsumerEvent, nil, o.Options); err != nil {
 		return nil, fmt.Errorf("opening %d gaps: %w", n, err)
 	}
@@ -190,7 +177,7 @@ func RunFanOut(ctx context.Context, n int, o FanOutOptions) (*FanOutResult, erro
 	}
 	res.AvgBytes = int(info.State.Bytes / max(info.State.Msgs, 1))
 	if o.Verify {
-		if res.Check, err = CheckOutputs(ctx, obs, outageExpect(n, base)); err != nil {
+		if res.Check, err = CheckOutputs(ctx, obs, outageExpect(n, gen.base)); err != nil {
 			return nil, err
 		}
 	} else {
@@ -430,4 +417,27 @@ func naiveFanOut(ctx context.Context, env *Env) (time.Duration, int, error) {
 		}
 	}
 	return time.Since(start), count, nil
+}
+
+// publishOutage publishes what opens n gaps: every service down, then the
+// tenders and bids of an outage. It returns the generator (which knows
+// what is expected) and how many events it published.
+func publishOutage(ctx context.Context, pub *publisher, n int) (*Outage, int, error) {
+	base := time.Now().Add(-time.Hour)
+	if err := pub.sync(ctx, Portal(false, "outage-down", base.Add(-time.Minute))); err != nil {
+		return nil, 0, err
+	}
+	gen := NewOutage(n, base)
+	events := 0
+	for {
+		in, ok := gen.Next()
+		if !ok {
+			break
+		}
+		events++
+		if err := pub.async(in.Subject, in.MsgID, in.Body); err != nil {
+			return nil, 0, err
+		}
+	}
+	return gen, events, pub.wait(ctx)
 }

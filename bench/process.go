@@ -348,25 +348,12 @@ func RunProcessFanOut(ctx context.Context, n int, o ProcessOptions) (_ *ProcessF
 
 	// The outage: every service down, then the tenders and bids.
 	res := &ProcessFanOutResult{N: n}
-	base := time.Now().Add(-time.Hour)
-	if err := pub.sync(ctx, Portal(false, "outage-down", base.Add(-time.Minute))); err != nil {
-		return nil, err
-	}
-	gen := NewOutage(n, base)
 	start := time.Now()
-	for {
-		in, ok := gen.Next()
-		if !ok {
-			break
-		}
-		res.LoadEvents++
-		if err := pub.async(in.Subject, in.MsgID, in.Body); err != nil {
-			return nil, err
-		}
-	}
-	if err := pub.wait(ctx); err != nil {
+	gen, events, err := publishOutage(ctx, pub, n)
+	if err != nil {
 		return nil, err
 	}
+	res.LoadEvents = events
 	wctx, stop := p1.exitContext(ctx)
 	_, err = waitDone(wctx, obs, worker.ConsumerEvent, nil, o.Options)
 	err = withCause(wctx, err)
@@ -459,7 +446,7 @@ func RunProcessFanOut(ctx context.Context, n int, o ProcessOptions) (_ *ProcessF
 		return nil, err
 	}
 	res.AvgBytes = int(info.State.Bytes / max(info.State.Msgs, 1))
-	if res.Check, err = CheckOutputs(ctx, obs, outageExpect(n, base)); err != nil {
+	if res.Check, err = CheckOutputs(ctx, obs, outageExpect(n, gen.base)); err != nil {
 		return nil, err
 	}
 	if !res.Check.OK() {
